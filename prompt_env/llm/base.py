@@ -1,0 +1,142 @@
+"""The task-LLM protocol: batched scoring and generation, with accounting.
+
+Every backend (local transformers model, OpenAI-compatible server, the test
+double) implements :class:`LLM`. Nothing here knows about tasks or rewards.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from prompt_env.errors import LLMError
+
+Message = dict[str, str]
+Chat = list[Message]
+PromptInput = Union[str, Chat]
+
+
+@dataclasses.dataclass
+class LLMStats:
+    """Running accounting of one LLM object (and of its cache wrapper, if any)."""
+
+    calls: int = 0
+    """Prompts requested (one prompt scored against all choices, or generated from, is one call)."""
+    cache_hits: int = 0
+    """Requested prompts answered from the persistent cache without running the model."""
+    model_calls: int = 0
+    """Prompts the model actually evaluated (calls minus cache hits)."""
+    batches: int = 0
+    """Batched requests sent to the model."""
+    prompt_tokens: int = 0
+    """Tokens the model read (prompts and teacher-forced choices)."""
+    generated_tokens: int = 0
+    """Tokens the model generated."""
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.cache_hits / self.calls if self.calls else 0.0
+
+
+def validate_prompts(prompts: Sequence[PromptInput]) -> list[PromptInput]:
+    """Check that every prompt is a string or a chat; return them as a list."""
+    if isinstance(prompts, (str, dict)):
+        raise LLMError("prompts must be a list of prompts, not a single prompt; wrap it in a list")
+    checked: list[PromptInput] = []
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, str):
+            checked.append(prompt)
+            continue
+        if isinstance(prompt, (list, tuple)) and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            for m in prompt
+        ) and len(prompt) > 0:
+            checked.append([{"role": m["role"], "content": m["content"]} for m in prompt])
+            continue
+        raise LLMError(
+            f"prompt {i} is {type(prompt).__name__}; a prompt is a string or a non-empty "
+            "list of {'role': ..., 'content': ...} messages"
+        )
+    return checked
+
+
+def validate_choices(choices: Sequence[str]) -> list[str]:
+    """Check that choices are a non-empty list of non-empty strings."""
+    if isinstance(choices, str):
+        raise LLMError("choices must be a list of strings, not one string; wrap it in a list")
+    choices = list(choices)
+    if not choices:
+        raise LLMError("choices is empty: give at least one continuation to score")
+    for j, choice in enumerate(choices):
+        if not isinstance(choice, str):
+            raise LLMError(f"choice {j} is {type(choice).__name__}, expected str")
+        if choice == "":
+            raise LLMError(f"choice {j} is the empty string; it has no tokens to score")
+    return choices
+
+
+class LLM(abc.ABC):
+    """A task LLM: score continuations and generate text, in batches.
+
+    Implementations must be deterministic: the same inputs give the same
+    outputs (greedy decoding, no sampling).
+    """
+
+    name: str = "llm"
+
+    def __init__(self) -> None:
+        self.stats = LLMStats()
+
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """A string that changes whenever outputs could change (model, weights, backend options)."""
+
+    @abc.abstractmethod
+    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
+        """Total log-probability of each choice as the continuation of each prompt.
+
+        Returns a float64 array of shape ``(len(prompts), len(choices))``.
+        Multi-token choices are scored exactly by teacher forcing.
+        """
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[PromptInput],
+        max_new_tokens: int = 32,
+        stop: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Greedy continuation of each prompt, cut at the first stop string."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean-pooled hidden states, shape ``(len(texts), dim)``; optional for backends."""
+        raise LLMError(f"backend {self.name!r} does not provide embeddings; use encoder='hashing'")
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description for reports (never contains secrets)."""
+        return {"name": self.name, "identity": self.identity()}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections, files)."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """Cut ``text`` at the earliest occurrence of any stop string."""
+    if not stop:
+        return text
+    cut = len(text)
+    for s in stop:
+        if s:
+            k = text.find(s)
+            if k != -1:
+                cut = min(cut, k)
+    return text[:cut]
