@@ -1,0 +1,250 @@
+"""Tabular Q-learning for envs with Discrete observations and Discrete actions.
+
+The documented rule is
+
+    Q(s, a) = r + gamma * max_a' Q(s', a')
+
+and the update moves Q(s, a) a step of size alpha towards that target:
+
+    Q(s, a) <- Q(s, a) + alpha * (r + gamma * max_a' Q(s', a') - Q(s, a))
+
+With alpha = 1 the update *is* the rule. When the episode terminated, s' has
+no future and the target is just r; when it was only truncated (time limit,
+budget), s' still has a future and the target bootstraps from it.
+
+Ties in the argmax: ``act(obs)`` (greedy) takes the lowest action index, so
+the greedy policy is a pure function of the Q-table; while learning, ties
+are broken uniformly at random by the agent's own seeded
+``numpy.random.Generator`` (an all-zero row would otherwise always pick
+action 0 and never find a sparse reward). Exploration draws from the same
+generator, so a seed fixes the whole run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.common import (
+    Agent,
+    TrainingLog,
+    Transition,
+    linear_schedule,
+    masked_argmax,
+    masked_max,
+    random_action,
+    require_arrays,
+    require_discrete,
+    single_spaces,
+)
+from prompt_env.errors import CheckpointError
+
+ONE_OVER_VISITS = "1/visits"
+
+
+@dataclass
+class TabularQConfig:
+    """Hyperparameters of TabularQAgent."""
+
+    learning_rate: float | str = 0.1
+    """Step size alpha: a constant in (0, 1], or "1/visits" for 1 / N(s, a) (a running mean of targets)."""
+    gamma: float = 0.99
+    """Discount factor of future rewards."""
+    epsilon_start: float = 1.0
+    """Exploration probability at the first step of a learn call."""
+    epsilon_end: float = 0.05
+    """Exploration probability after the decay."""
+    exploration_fraction: float = 0.5
+    """Fraction of a learn call's steps over which epsilon decays linearly from start to end."""
+    initial_q: float = 0.0
+    """Initial value of every Q(s, a)."""
+    use_action_mask: bool = True
+    """Use the env's action mask (info["action_mask"] or action_masks()) for argmax and exploration."""
+    seed: int | None = None
+    """Seed of the exploration generator and of the env's first reset when learn gets no seed."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.learning_rate, str):
+            if self.learning_rate != ONE_OVER_VISITS:
+                raise ValueError(
+                    f"learning_rate must be a number or {ONE_OVER_VISITS!r}, got {self.learning_rate!r}"
+                )
+        elif not 0.0 < float(self.learning_rate) <= 1.0:
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+class TabularQAgent(Agent):
+    """Q-learning with a table Q[state, action] and epsilon-greedy exploration.
+
+    Args:
+        n_states: size of the Discrete observation space.
+        n_actions: size of the Discrete action space.
+        config: a TabularQConfig; keyword arguments override its fields.
+    """
+
+    agent_name = "tabular-q"
+
+    def __init__(
+        self, n_states: int, n_actions: int, config: TabularQConfig | None = None, **overrides: Any
+    ) -> None:
+        config = config or TabularQConfig()
+        if overrides:
+            known = {f.name for f in fields(TabularQConfig)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise TypeError(
+                    f"TabularQAgent: unknown option(s) {unknown}; known: {sorted(known)}"
+                )
+            config = TabularQConfig(**{**asdict(config), **overrides})
+        self.config = config
+        self.n_states = int(n_states)
+        self.n_actions = int(n_actions)
+        self.q_table = np.full((self.n_states, self.n_actions), config.initial_q, dtype=np.float64)
+        self.visits = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
+        self.rng = np.random.default_rng(config.seed)
+        self.num_timesteps = 0
+
+    @classmethod
+    def from_env(
+        cls,
+        env: gym.Env | gym.vector.VectorEnv,
+        config: TabularQConfig | None = None,
+        **overrides: Any,
+    ) -> TabularQAgent:
+        """An agent sized for ``env``'s Discrete observation and action spaces."""
+        obs_space, action_space = single_spaces(env)
+        n_states = require_discrete(obs_space, "observation", "TabularQAgent")
+        n_actions = require_discrete(action_space, "action", "TabularQAgent")
+        return cls(n_states, n_actions, config, **overrides)
+
+    # convenient read-only views of the config
+    @property
+    def gamma(self) -> float:
+        return self.config.gamma
+
+    @property
+    def seed(self) -> int | None:
+        return self.config.seed
+
+    @property
+    def use_action_mask(self) -> bool:
+        return self.config.use_action_mask
+
+    # -- the Q-learning update ------------------------------------------------
+
+    def step_size(self, state: int, action: int) -> float:
+        """alpha for this (s, a): the constant, or 1 / N(s, a) (N counts this update)."""
+        if self.config.learning_rate == ONE_OVER_VISITS:
+            return 1.0 / self.visits[state, action]
+        return float(self.config.learning_rate)
+
+    def update(
+        self,
+        state: int,
+        action: int,
+        reward: float,
+        next_state: int,
+        terminated: bool,
+        next_action_mask: np.ndarray | None = None,
+    ) -> float:
+        """One Q-learning update of Q[state, action]; returns the TD error.
+
+        ``next_action_mask`` restricts the max over Q(s', .) to valid actions.
+        """
+        self.visits[state, action] += 1
+        max_next = masked_max(self.q_table[next_state], next_action_mask)
+        td_target = reward + self.gamma * max_next * (1.0 - float(terminated))
+        td_error = td_target - self.q_table[state, action]
+        self.q_table[state, action] += self.step_size(state, action) * td_error
+        return float(td_error)
+
+    # -- acting ----------------------------------------------------------------
+
+    def epsilon(self, step: int, total_steps: int) -> float:
+        """Exploration probability at ``step`` of a learn call of ``total_steps`` steps."""
+        c = self.config
+        return linear_schedule(
+            c.epsilon_start, c.epsilon_end, c.exploration_fraction, step, total_steps
+        )
+
+    def act(self, obs: Any, *, greedy: bool = True, action_mask: np.ndarray | None = None) -> int:
+        """Greedy action (lowest index on ties), or epsilon-greedy with the final epsilon."""
+        state = self._state(obs)
+        mask = None if action_mask is None else np.asarray(action_mask, dtype=bool)
+        if not greedy and self.rng.random() < self.config.epsilon_end:
+            return random_action(self.rng, self.n_actions, mask)
+        return masked_argmax(self.q_table[state], mask)
+
+    def greedy_policy(self) -> np.ndarray:
+        """Greedy action of every state (ignores masks)."""
+        return np.argmax(self.q_table, axis=1)
+
+    def _state(self, obs: Any) -> int:
+        state = int(np.asarray(obs).reshape(()))
+        if not 0 <= state < self.n_states:
+            raise ValueError(f"observation {state} is outside the table's {self.n_states} states")
+        return state
+
+    # -- the Agent hooks ----------------------------------------------------------
+
+    def _check_env(self, env: gym.Env | gym.vector.VectorEnv) -> None:
+        obs_space, action_space = single_spaces(env)
+        n_states = require_discrete(obs_space, "observation", "TabularQAgent")
+        n_actions = require_discrete(action_space, "action", "TabularQAgent")
+        if (n_states, n_actions) != (self.n_states, self.n_actions):
+            raise ValueError(
+                f"TabularQAgent has a {self.n_states}x{self.n_actions} table, "
+                f"the env has {n_states} states and {n_actions} actions"
+            )
+
+    def _choose_training_actions(
+        self, obs: np.ndarray, masks: np.ndarray | None, step: int, total_steps: int
+    ) -> np.ndarray:
+        epsilon = self.epsilon(step, total_steps)
+        actions = np.empty(len(obs), dtype=np.int64)
+        for i, single_obs in enumerate(obs):
+            mask = None if masks is None else masks[i]
+            if self.rng.random() < epsilon:
+                actions[i] = random_action(self.rng, self.n_actions, mask)
+            else:
+                actions[i] = masked_argmax(self.q_table[self._state(single_obs)], mask, self.rng)
+        return actions
+
+    def _observe(self, transition: Transition, log: TrainingLog) -> None:
+        self.update(
+            self._state(transition.obs),
+            transition.action,
+            transition.reward,
+            self._state(transition.next_obs),
+            transition.terminated,
+            transition.next_action_mask,
+        )
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"n_states": self.n_states, "n_actions": self.n_actions, **asdict(self.config)}
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {"q_table": self.q_table, "visits": self.visits}
+
+    @classmethod
+    def _from_checkpoint(
+        cls, path: Path, config: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> TabularQAgent:
+        require_arrays(path, arrays, ["q_table", "visits"])
+        config = dict(config)
+        agent = cls(config.pop("n_states"), config.pop("n_actions"), TabularQConfig(**config))
+        expected = (agent.n_states, agent.n_actions)
+        for name in ("q_table", "visits"):
+            if arrays[name].shape != expected:
+                raise CheckpointError(
+                    f"{path}: array {name!r} has shape {arrays[name].shape}, expected {expected}"
+                )
+        agent.q_table = arrays["q_table"].astype(np.float64)
+        agent.visits = arrays["visits"].astype(np.int64)
+        return agent
