@@ -1,0 +1,240 @@
+"""What every prompt environment shares: lazy task and LLM, budgets, errors, info.
+
+Constructor arguments are JSON-serialisable so ``env.spec`` round-trips and
+envs pickle: the task and the LLM are created lazily, in the process that
+steps the env, and dropped when the env is pickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from prompt_env.encoders import Encoder, make_encoder
+from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError
+from prompt_env.prompts import Prompt
+from prompt_env.scoring import Outcome, evaluate, prompt_as_text
+from prompt_env.tasks import Task, load_task
+from prompt_env.tasks.base import Example
+
+
+class InvalidActionError(PromptEnvError, ValueError):
+    """An action outside the action space (wrong range or type)."""
+
+
+@dataclasses.dataclass(eq=False)
+class LLMUsage:
+    """Running LLM accounting shown in ``info["llm"]``.
+
+    ``episode_calls`` and ``env_calls`` count the LLM calls the env asked for;
+    ``model_calls``, ``cache_hits`` and the token counts come from the LLM and
+    depend on what the response cache already held. Two usages compare equal
+    when their episode call counts match, so a rerun against a warm cache is
+    still the *same* trajectory (gymnasium's determinism checks compare infos).
+    """
+
+    episode_calls: int
+    env_calls: int
+    model_calls: int
+    cache_hits: int
+    prompt_tokens: int
+    generated_tokens: int
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LLMUsage) and other.episode_calls == self.episode_calls
+
+    def __hash__(self) -> int:
+        return hash(self.episode_calls)
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+class PromptEnvBase(gym.Env):
+    """Shared machinery; subclasses define spaces, ``reset`` and ``step``."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str = "bbc-topic",
+        llm: str | dict[str, Any] = "default",
+        split: str = "train",
+        reward: str | None = None,
+        encoder: str = "hashing",
+        encoder_dim: int = 64,
+        budget: dict[str, int] | None = None,
+        data_dir: str | None = None,
+        task_options: dict[str, Any] | None = None,
+        max_examples: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if budget is not None:
+            unknown = set(budget) - {"calls", "tokens"}
+            if unknown or not budget:
+                raise ValueError(f"budget takes 'calls' and/or 'tokens', got {sorted(budget)}")
+        self.task_name = task
+        self.llm_spec = llm
+        self.split = split
+        self.reward_name = reward
+        self.encoder_name = encoder
+        self.encoder_dim = encoder_dim
+        self.budget = dict(budget) if budget else None
+        self.data_dir = data_dir
+        self.task_options = dict(task_options or {})
+        self.max_examples = max_examples
+        self.render_mode = render_mode
+        self._task: Task | None = None
+        self._llm: Any = None
+        self._encoder: Encoder | None = None
+        self.calls_used = 0
+        self.tokens_used = 0
+        self.episode_calls = 0
+        self._last_render = ""
+        # The task is small and read from local files: load it now so spaces are known.
+        self._examples = self._select_examples()
+
+    # ----------------------------------------------------------- lazy parts
+    @property
+    def task(self) -> Task:
+        if self._task is None:
+            options = dict(self.task_options)
+            if self.data_dir is not None:
+                options["data_dir"] = self.data_dir
+            self._task = load_task(self.task_name, **options)
+        return self._task
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            from prompt_env.llm import load_llm
+
+            self._llm = load_llm(self.llm_spec)
+        return self._llm
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = make_encoder(self.encoder_name, lambda: self.llm, self.encoder_dim)
+        return self._encoder
+
+    def _select_examples(self) -> list[Example]:
+        examples = self.task.split(self.split)
+        if self.max_examples is not None:
+            examples = examples[: self.max_examples]
+        if not examples:
+            raise ValueError(f"split {self.split!r} of task {self.task_name!r} has no examples")
+        return list(examples)
+
+    @property
+    def examples(self) -> list[Example]:
+        return self._examples
+
+    @property
+    def env_id(self) -> str:
+        return self.spec.id if self.spec is not None else type(self).__name__
+
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_llm"] = None  # recreated lazily in the receiving process
+        state["_encoder"] = None
+        return state
+
+    # -------------------------------------------------------------- budgets
+    def budget_allows(self, calls: int, prompts: Sequence[Any] = ()) -> bool:
+        """Whether ``calls`` more LLM calls fit the env's budget (counted whether cached or not)."""
+        if self.budget is None:
+            return True
+        if "calls" in self.budget and self.calls_used + calls > self.budget["calls"]:
+            return False
+        return not ("tokens" in self.budget and self.tokens_used >= self.budget["tokens"])
+
+    def charge(self, prompts: Sequence[Any]) -> None:
+        self.calls_used += len(prompts)
+        self.episode_calls += len(prompts)
+        if self.budget and "tokens" in self.budget:
+            count = getattr(self.llm, "count_tokens", None)
+            for p in prompts:
+                self.tokens_used += count(p) if count else len(prompt_as_text(p)) // 4
+
+    # --------------------------------------------------------- LLM scoring
+    def run_pairs(self, pairs: Sequence[tuple[Prompt, Example]]) -> list[Outcome]:
+        """Evaluate pairs in one batched LLM call; LLM failures name the env and the prompt."""
+        try:
+            return evaluate(self.llm, self.task, pairs, self.reward_name)
+        except BudgetExhausted:
+            raise
+        except PromptEnvError as error:
+            first = prompt_as_text(pairs[0][0].render(pairs[0][1], self.task)) if pairs else ""
+            raise LLMError(
+                f"{self.env_id}: the task LLM failed on prompt {pairs[0][0].name!r} "
+                f"({first[:120]!r}...): {error}"
+            ) from error
+        except Exception as error:  # backend crashed: never a silent zero reward
+            first = prompt_as_text(pairs[0][0].render(pairs[0][1], self.task)) if pairs else ""
+            raise LLMError(
+                f"{self.env_id}: the task LLM raised {type(error).__name__} on prompt "
+                f"{pairs[0][0].name!r} ({first[:120]!r}...): {error}"
+            ) from error
+
+    def llm_info(self) -> dict[str, Any]:
+        """``llm_calls`` (this episode, deterministic) and ``llm`` (running :class:`LLMUsage`)."""
+        stats = self._llm.stats if self._llm is not None else None
+        usage = LLMUsage(
+            episode_calls=self.episode_calls,
+            env_calls=self.calls_used,
+            model_calls=stats.model_calls if stats else 0,
+            cache_hits=stats.cache_hits if stats else 0,
+            prompt_tokens=stats.prompt_tokens if stats else 0,
+            generated_tokens=stats.generated_tokens if stats else 0,
+        )
+        return {"llm_calls": self.episode_calls, "llm": usage}
+
+    @staticmethod
+    def outcome_info(outcome: Outcome, prompt: Prompt) -> dict[str, Any]:
+        return {
+            "prompt_name": prompt.name,
+            "prompt": outcome.prompt_text,
+            "output": outcome.prediction,
+            "reference": outcome.reference,
+            "correct": outcome.correct,
+            "metrics": dict(outcome.metrics),
+        }
+
+    # ------------------------------------------------------------ rendering
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._last_render
+        return None
+
+    def describe(self) -> str:
+        return json.dumps(
+            {"task": self.task_name, "llm": self.llm_spec, "split": self.split, "reward": self.reward_name}
+        )
+
+
+def as_action(action: Any, n: int, env_id: str) -> int:
+    """Validate an action for ``Discrete(n)``; raise :class:`InvalidActionError` otherwise."""
+    if isinstance(action, np.ndarray):
+        if action.shape not in ((), (1,)):
+            raise InvalidActionError(f"{env_id}: action must be a single integer, got array of shape {action.shape}")
+        action = action.reshape(()).item()
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        if isinstance(action, (float, np.floating)) and float(action).is_integer():
+            action = int(action)
+        else:
+            raise InvalidActionError(
+                f"{env_id}: action must be an integer in [0, {n}), got {type(action).__name__} {action!r}"
+            )
+    action = int(action)
+    if not 0 <= action < n:
+        raise InvalidActionError(f"{env_id}: action {action} is outside the action space [0, {n})")
+    return action

@@ -1,0 +1,408 @@
+"""PromptEditEnv: improve a structured prompt one edit at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from prompt_env.envs.base import PromptEnvBase, as_action
+from prompt_env.prompts import Prompt
+
+
+@dataclasses.dataclass(frozen=True)
+class EditAction:
+    """One entry of the flattened action list."""
+
+    kind: str  # instruction, put, clear, swap, template, verbalizer, stop
+    a: int = -1
+    b: int = -1
+
+    def describe(self) -> str:
+        return {
+            "instruction": f"set instruction {self.a}",
+            "put": f"put train example {self.a} in slot {self.b}",
+            "clear": f"clear slot {self.a}",
+            "swap": f"swap slots {self.a} and {self.b}",
+            "template": f"set template {self.a}",
+            "verbalizer": f"set verbalizer {self.a}",
+            "stop": "stop",
+        }[self.kind]
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptState:
+    """Indices of the prompt's parts: instruction, exemplar slots (-1 empty), template, verbalizer."""
+
+    instruction: int
+    slots: tuple[int, ...]
+    template: int
+    verbalizer: int
+
+
+class PromptEditEnv(PromptEnvBase):
+    """
+    ## Description
+
+    Prompt engineering as a short sequential decision problem. The state is a
+    structured prompt (instruction, exemplar slots, template, verbalizer)
+    that starts as the task's manual prompt, or as the prompt the user gives
+    (`initial_prompt`). Each action edits one part; the reward is how much the
+    edit changed the prompt's score on a minibatch of inputs fixed for the
+    episode. Good edits now enable better edits later, so the discount γ and
+    the bootstrap max_a' Q(s', a') matter here.
+
+    ## Action Space
+
+    One flattened `Discrete(N)`, in this order: set instruction i (for each
+    instruction of the pool), put candidate train example j into slot k,
+    clear slot k, swap slots k and l, set template t, set verbalizer v
+    (classification only), stop. `env.unwrapped.action_meanings()` names
+    them. Invalid edits (an example already in the prompt, clearing an
+    empty slot, re-setting the current part) are masked in
+    `info["action_mask"]` (int8) and by `action_masks()` (sb3-contrib's
+    convention); taken anyway, they are a no-op with reward
+    `-invalid_penalty`, never an exception.
+
+    ## Observation Space
+
+    `Box(0, 1, (D,), float32)`: one-hots of the current instruction, each
+    slot's example (or empty), template and verbalizer, the fraction of the
+    edit budget used, and the mean hashed bag-of-words of the episode's
+    minibatch (the task context, rescaled to [0, 1]). The `-Tabular` variant observes
+    `Discrete(M)`: the mixed-radix id of (instruction, slots, template,
+    verbalizer), for tabular Q-learning on small pools.
+
+    ## Rewards
+
+    `score(prompt after) - score(prompt before)` where score is the mean of
+    the reward (default: the task's metric) over the episode's minibatch,
+    computed in one batched LLM call per step. The episode return is
+    therefore final score - initial score (minus penalties for invalid
+    edits). `info["score"]` is the current prompt's score.
+
+    ## Starting State
+
+    The initial prompt (the manual prompt, or `initial_prompt`), and a
+    minibatch of `minibatch_size` inputs drawn from `split` with
+    `self.np_random`.
+
+    ## Episode End
+
+    Terminated by the stop action. Truncated after `max_edits` edits, or
+    when the LLM budget runs out (`info["budget_exhausted"] = True`).
+
+    ## Arguments
+
+    Those of `PromptSelectEnv` (`task`, `llm`, `split` (default `"dev"`),
+    `reward`, `budget`, `data_dir`, ...) plus `max_edits` (default 6),
+    `minibatch_size` (default 8), `n_slots` (exemplar slots, default 2),
+    `n_candidates` (train examples offered as exemplars, default 6),
+    `invalid_penalty` (default 0.01), `initial_prompt` (a dict with any of
+    `instruction` (text or pool index), `template` (name or index),
+    `verbalizer` (list of words or index), `exemplars` (train indices)),
+    `tabular`.
+
+    ## Registered Configurations
+
+    `PromptEnv/<Task>-Edit-v0` and `PromptEnv/<Task>-Edit-Tabular-v0` for
+    every catalog task.
+
+    ## Version History
+
+    - v0: initial version.
+    """
+
+    def __init__(
+        self,
+        task: str = "bbc-topic",
+        llm: str | dict[str, Any] = "default",
+        split: str = "dev",
+        reward: str | None = None,
+        max_edits: int = 6,
+        minibatch_size: int = 8,
+        n_slots: int = 2,
+        n_candidates: int = 6,
+        invalid_penalty: float = 0.01,
+        initial_prompt: dict[str, Any] | None = None,
+        tabular: bool = False,
+        encoder_dim: int = 32,
+        budget: dict[str, int] | None = None,
+        data_dir: str | None = None,
+        task_options: dict[str, Any] | None = None,
+        max_examples: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(task, llm, split, reward, "hashing", encoder_dim, budget, data_dir,
+                         task_options, max_examples, render_mode)
+        if max_edits < 1 or minibatch_size < 1 or n_slots < 0:
+            raise ValueError("max_edits and minibatch_size must be >= 1 and n_slots >= 0")
+        self.max_edits = max_edits
+        self.minibatch_size = minibatch_size
+        self.n_slots = n_slots
+        self.invalid_penalty = float(invalid_penalty)
+        self.tabular = tabular
+        pool = self.task.prompt_pool
+        manual = pool.manual
+        self.instructions = list(pool.instructions)
+        self.templates = list(pool.templates)
+        classification = self.task.kind == "classification"
+        self.verbalizers = list(pool.verbalizers) if classification else [None]
+        self.chat = manual.chat
+        self.candidates = self._exemplar_candidates(n_candidates)
+        self.initial_state = self._initial_state(manual, initial_prompt or {})
+        self.actions = self._build_actions(classification)
+        self.action_space = spaces.Discrete(len(self.actions))
+        self._radices = (
+            [len(self.instructions)] + [len(self.candidates) + 1] * n_slots
+            + [len(self.templates), len(self.verbalizers)]
+        )
+        if tabular:
+            self.observation_space = spaces.Discrete(int(np.prod(self._radices)))
+        else:
+            size = sum(self._radices) + 1 + encoder_dim
+            self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
+        self.state = self.initial_state
+        self._batch: list[int] = []
+        self._context = np.zeros(encoder_dim, dtype=np.float32)
+        self._edits = 0
+        self._score = 0.0
+        self._done = True
+
+    # ------------------------------------------------------------- building
+    def _exemplar_candidates(self, n: int) -> list[int]:
+        """Train examples offered as exemplars: label-balanced for classification."""
+        train = self.task.splits.get("train", [])
+        if self.task.kind != "classification":
+            return list(range(min(n, len(train))))
+        by_label: dict[int, list[int]] = {}
+        for i, e in enumerate(train):
+            by_label.setdefault(int(e.label or 0), []).append(i)
+        chosen: list[int] = []
+        for round_ in itertools.count():
+            added = False
+            for label in sorted(by_label):
+                if round_ < len(by_label[label]) and len(chosen) < n:
+                    chosen.append(by_label[label][round_])
+                    added = True
+            if not added or len(chosen) >= n:
+                break
+        return chosen
+
+    def _initial_state(self, manual: Prompt, given: dict[str, Any]) -> PromptState:
+        unknown = set(given) - {"instruction", "template", "verbalizer", "exemplars"}
+        if unknown:
+            raise ValueError(f"initial_prompt has unknown keys {sorted(unknown)}")
+        instruction = self._index_of(given.get("instruction", manual.instruction), self.instructions, "instruction")
+        by_name = [t.name for t in self.templates]
+        template_given = given.get("template", manual.template.name)
+        if isinstance(template_given, str):
+            if template_given not in by_name:
+                if template_given == manual.template.name:
+                    self.templates.append(manual.template)
+                    by_name.append(manual.template.name)
+                else:
+                    raise ValueError(f"initial_prompt template {template_given!r} is not one of {by_name}")
+            template = by_name.index(template_given)
+        else:
+            template = self._check_index(template_given, len(self.templates), "template")
+        verbalizer = 0
+        if self.task.kind == "classification":
+            words = given.get("verbalizer", list(manual.verbalizer or self.verbalizers[0]))
+            if isinstance(words, int):
+                verbalizer = self._check_index(words, len(self.verbalizers), "verbalizer")
+            else:
+                verbalizer = self._index_of(tuple(words), self.verbalizers, "verbalizer")
+        exemplars = list(given.get("exemplars", manual.exemplars))[: self.n_slots]
+        slots = []
+        for e in exemplars:
+            if e not in self.candidates:
+                self.candidates.append(int(e))
+            slots.append(self.candidates.index(int(e)))
+        slots += [-1] * (self.n_slots - len(slots))
+        return PromptState(instruction, tuple(slots), template, verbalizer)
+
+    @staticmethod
+    def _check_index(value: Any, n: int, what: str) -> int:
+        if not isinstance(value, int) or not 0 <= value < n:
+            raise ValueError(f"initial_prompt {what} index must be in [0, {n}), got {value!r}")
+        return value
+
+    def _index_of(self, value: Any, options: list[Any], what: str) -> int:
+        """Index of ``value`` among ``options``; a new text/word list is added as an option."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self._check_index(value, len(options), what)
+        if value not in options:
+            options.append(value)
+        return options.index(value)
+
+    def _build_actions(self, classification: bool) -> list[EditAction]:
+        actions = [EditAction("instruction", i) for i in range(len(self.instructions))]
+        actions += [EditAction("put", j, k) for j in range(len(self.candidates)) for k in range(self.n_slots)]
+        actions += [EditAction("clear", k) for k in range(self.n_slots)]
+        actions += [EditAction("swap", k, m) for k, m in itertools.combinations(range(self.n_slots), 2)]
+        actions += [EditAction("template", t) for t in range(len(self.templates))]
+        if classification:
+            actions += [EditAction("verbalizer", v) for v in range(len(self.verbalizers))]
+        actions.append(EditAction("stop"))
+        return actions
+
+    def action_meanings(self) -> list[str]:
+        return [a.describe() for a in self.actions]
+
+    # ---------------------------------------------------------------- state
+    def prompt_of(self, state: PromptState) -> Prompt:
+        verbalizer = self.verbalizers[state.verbalizer]
+        return Prompt(
+            instruction=self.instructions[state.instruction],
+            template=self.templates[state.template],
+            exemplars=tuple(self.candidates[s] for s in state.slots if s >= 0),
+            verbalizer=tuple(verbalizer) if verbalizer is not None else None,
+            chat=self.chat,
+            name=f"edit:i{state.instruction}-s{'.'.join(map(str, state.slots))}-t{state.template}-v{state.verbalizer}",
+        )
+
+    @property
+    def prompt(self) -> Prompt:
+        """The current prompt."""
+        return self.prompt_of(self.state)
+
+    def apply(self, state: PromptState, action: EditAction) -> PromptState | None:
+        """The state after ``action``, or None when the edit is invalid here."""
+        slots = list(state.slots)
+        if action.kind == "instruction":
+            return None if action.a == state.instruction else dataclasses.replace(state, instruction=action.a)
+        if action.kind == "put":
+            if action.a in slots:
+                return None
+            slots[action.b] = action.a
+            return dataclasses.replace(state, slots=tuple(slots))
+        if action.kind == "clear":
+            if slots[action.a] < 0:
+                return None
+            slots[action.a] = -1
+            return dataclasses.replace(state, slots=tuple(slots))
+        if action.kind == "swap":
+            if slots[action.a] == slots[action.b]:
+                return None
+            slots[action.a], slots[action.b] = slots[action.b], slots[action.a]
+            return dataclasses.replace(state, slots=tuple(slots))
+        if action.kind == "template":
+            return None if action.a == state.template else dataclasses.replace(state, template=action.a)
+        if action.kind == "verbalizer":
+            return None if action.a == state.verbalizer else dataclasses.replace(state, verbalizer=action.a)
+        return state  # stop
+
+    def action_masks(self) -> np.ndarray:
+        """1 for edits valid in the current state, 0 for invalid ones (int8)."""
+        return np.array([self.apply(self.state, a) is not None for a in self.actions], dtype=np.int8)
+
+    def state_id(self, state: PromptState) -> int:
+        digits = [state.instruction] + [s + 1 for s in state.slots] + [state.template, state.verbalizer]
+        index = 0
+        for digit, radix in zip(digits, self._radices):
+            index = index * radix + digit
+        return index
+
+    def observe(self) -> np.ndarray | int:
+        if self.tabular:
+            return self.state_id(self.state)
+        digits = [self.state.instruction] + [s + 1 for s in self.state.slots] + [
+            self.state.template, self.state.verbalizer]
+        parts = []
+        for digit, radix in zip(digits, self._radices):
+            one_hot = np.zeros(radix, dtype=np.float32)
+            one_hot[digit] = 1.0
+            parts.append(one_hot)
+        parts.append(np.array([self._edits / self.max_edits], dtype=np.float32))
+        parts.append(self._context)
+        return np.concatenate(parts).astype(np.float32)
+
+    # -------------------------------------------------------------- scoring
+    def score_prompt(self, prompt: Prompt) -> float | None:
+        """Mean reward of ``prompt`` on the episode's minibatch (None: budget exhausted)."""
+        pairs = [(prompt, self.examples[i]) for i in self._batch]
+        if not self.budget_allows(len(pairs)):
+            return None
+        outcomes = self.run_pairs(pairs)
+        self.charge([o.prompt_text for o in outcomes])
+        self._last_outcomes = outcomes
+        return float(np.mean([o.score for o in outcomes]))
+
+    # -------------------------------------------------------------- episode
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.episode_calls = 0
+        n = len(self.examples)
+        size = min(self.minibatch_size, n)
+        self._batch = [int(i) for i in self.np_random.choice(n, size, replace=False)]
+        context = self.encoder.encode([self.examples[i].text for i in self._batch]).mean(0)
+        self._context = ((context + 1.0) / 2.0).clip(0.0, 1.0).astype(np.float32)
+        self.state = self.initial_state
+        self._edits = 0
+        self._done = False
+        score = self.score_prompt(self.prompt)
+        self._score = 0.0 if score is None else score
+        info = self._info(budget_exhausted=score is None)
+        self._done = score is None
+        self._last_render = self._render_text("reset")
+        return self.observe(), info
+
+    def step(self, action: Any):
+        if self._done:
+            raise RuntimeError(f"{self.env_id}: call reset() before step() (the episode has ended)")
+        index = as_action(action, len(self.actions), self.env_id)
+        edit = self.actions[index]
+        new_state = self.apply(self.state, edit)
+        self._edits += 1
+        truncated = self._edits >= self.max_edits
+        if edit.kind == "stop":
+            self._done = True
+            self._last_render = self._render_text("stop")
+            return self.observe(), 0.0, True, False, self._info(action=index, valid=True)
+        if new_state is None:
+            self._done = truncated
+            self._last_render = self._render_text(f"invalid edit {edit.describe()} (no-op)")
+            reward = -self.invalid_penalty
+            return self.observe(), reward, False, truncated, self._info(action=index, valid=False)
+        new_score = self.score_prompt(self.prompt_of(new_state))
+        if new_score is None:
+            self._done = True
+            return self.observe(), 0.0, False, True, self._info(action=index, valid=True, budget_exhausted=True)
+        reward = new_score - self._score
+        self.state, self._score = new_state, new_score
+        self._done = truncated
+        self._last_render = self._render_text(f"{edit.describe()}: reward {reward:+.3f}")
+        return self.observe(), float(reward), False, truncated, self._info(action=index, valid=True)
+
+    def _info(self, action: int | None = None, valid: bool = True, budget_exhausted: bool = False) -> dict[str, Any]:
+        outcomes = getattr(self, "_last_outcomes", [])
+        prompt = self.prompt
+        info: dict[str, Any] = {
+            "action_mask": self.action_masks(),
+            "score": self._score,
+            "edits": self._edits,
+            "valid_action": valid,
+            "budget_exhausted": budget_exhausted,
+            "prompt_name": prompt.name,
+            "prompt_parts": prompt.describe(),
+            "prompt": outcomes[0].prompt_text if outcomes else "",
+            "output": outcomes[0].prediction if outcomes else "",
+            "reference": outcomes[0].reference if outcomes else "",
+            "correct": [o.correct for o in outcomes],
+            **self.llm_info(),
+        }
+        if action is not None:
+            info["action"] = self.actions[action].describe()
+        return info
+
+    def _render_text(self, event: str) -> str:
+        p = self.prompt
+        return (
+            f"[{self.env_id}] edit {self._edits}/{self.max_edits}: {event}\n"
+            f"  score {self._score:.3f} | instruction {p.instruction[:80]!r} | template {p.template.name} | "
+            f"exemplars {list(p.exemplars)} | verbalizer {list(p.verbalizer) if p.verbalizer else None}"
+        )

@@ -1,0 +1,230 @@
+"""PromptSelectEnv: choose one prompt from a pool for each query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from prompt_env.encoders import kmeans, nearest
+from prompt_env.envs.base import PromptEnvBase, as_action
+from prompt_env.prompts import Prompt
+from prompt_env.scoring import Outcome, score_matrix
+from prompt_env.tasks.base import Example
+
+
+class PromptSelectEnv(PromptEnvBase):
+    """
+    ## Description
+
+    A contextual-bandit view of prompt engineering. Each step shows one input
+    of a task (a review, a news article, a question); the agent picks one of
+    the K prompts of the task's prompt pool; the task LLM answers that input
+    under that prompt, and the reward is the quality of the answer. A good
+    policy learns which prompt suits which kind of input; the best fixed
+    prompt and the per-query oracle bound it from below and above.
+
+    ## Action Space
+
+    `Discrete(K)`: the index of a prompt in `env.unwrapped.prompts`
+    (the task pool's candidates; index 0 is the task's manual prompt).
+
+    ## Observation Space
+
+    `Box(-1, 1, (encoder_dim,), float32)`: the current input encoded by a
+    hashed bag of words and bigrams (`encoder="hashing"`, default) or by the
+    task LLM's mean-pooled hidden states (`encoder="llm"`, `(576,)` for the
+    default model), L2-normalised. The `-Tabular` variant observes
+    `Discrete(n_contexts)`: the k-means cluster of the encoded input
+    (clusters fit once on the split, seeded, so the ids are stable).
+
+    ## Rewards
+
+    The reward named by `reward` (default: the task's metric; for
+    classification e.g. `"accuracy"` or RLPrompt's `"margin"`, for generation
+    `"rouge_l"`, `"chrf"`, `"f1"`, ...) for the LLM's answer to the current
+    input under the chosen prompt. `info["correct"]` says whether the answer
+    was right (classification, exact-match tasks).
+
+    ## Starting State
+
+    `reset(seed=...)` draws the episode's inputs from the split with
+    `self.np_random` (without replacement when the split is large enough).
+    `reset(options={"examples": [i, j, ...]})` fixes them instead (used for
+    evaluation sweeps over a whole split).
+
+    ## Episode End
+
+    Terminated after `episode_length` inputs. Truncated early with
+    `info["budget_exhausted"] = True` when the env's LLM budget runs out.
+
+    ## Arguments
+
+    - `task`: catalog name or path (`"bbc-topic"`, `"sst2"`, ...).
+    - `llm`: LLM spec (`"default"`, `"hf:<path>"`, `{"backend": "openai", ...}`).
+    - `split`: `"train"`, `"dev"` or `"test"`.
+    - `reward`: reward name from `prompt_env.rewards` (None: the task's metric).
+    - `episode_length`: inputs per episode (default 8).
+    - `encoder`, `encoder_dim`: observation encoder (`"hashing"` or `"llm"`).
+    - `tabular`, `n_contexts`: Discrete context-id observations.
+    - `budget`: `{"calls": N}` and/or `{"tokens": N}` LLM calls the env may
+      request (cached or not, so a run is reproducible whatever the cache
+      holds; cap real spend with `load_llm(budget=...)`).
+    - `data_dir`, `task_options`, `max_examples`: where and how much data.
+
+    ## Registered Configurations
+
+    `PromptEnv/<Task>-Select-v0` and `PromptEnv/<Task>-Select-Tabular-v0`
+    for every catalog task (see `prompt_env.registration`).
+
+    ## Version History
+
+    - v0: initial version.
+    """
+
+    def __init__(
+        self,
+        task: str = "bbc-topic",
+        llm: str | dict[str, Any] = "default",
+        split: str = "train",
+        reward: str | None = None,
+        episode_length: int = 8,
+        encoder: str = "hashing",
+        encoder_dim: int = 64,
+        tabular: bool = False,
+        n_contexts: int = 8,
+        budget: dict[str, int] | None = None,
+        data_dir: str | None = None,
+        task_options: dict[str, Any] | None = None,
+        max_examples: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(task, llm, split, reward, encoder, encoder_dim, budget, data_dir,
+                         task_options, max_examples, render_mode)
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        self.episode_length = episode_length
+        self.tabular = tabular
+        self.n_contexts = n_contexts
+        self.prompts: list[Prompt] = list(self.task.prompt_pool.candidates)
+        self.action_space = spaces.Discrete(len(self.prompts))
+        if tabular:
+            self.observation_space = spaces.Discrete(n_contexts)
+        else:
+            # encoder="llm" loads the model here to learn its hidden size
+            dim = int(self.encoder.dim) if encoder == "llm" else encoder_dim
+            self.observation_space = spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
+        self._centers: np.ndarray | None = None
+        self._order: list[int] = []
+        self._t = 0
+        self._done = True
+
+    # ------------------------------------------------------------ observations
+    def context_id(self, example: Example) -> int:
+        """The tabular context of an input: its k-means cluster.
+
+        Clusters are fit on the task's train and dev inputs (never test), so a
+        context id means the same thing in every split.
+        """
+        if self._centers is None:
+            fit_on = [e.text for name in ("train", "dev") for e in self.task.splits.get(name, [])]
+            points = self.encoder.encode(fit_on or [e.text for e in self.examples])
+            self._centers = kmeans(points, int(self.observation_space.n), seed=0)
+        return int(nearest(self.encoder.encode([example.text]).astype(np.float64), self._centers)[0])
+
+    def observe(self, example: Example) -> np.ndarray | int:
+        if self.tabular:
+            return self.context_id(example)
+        return self.encoder.encode([example.text])[0]
+
+    @property
+    def current_example(self) -> Example:
+        return self.examples[self._order[min(self._t, len(self._order) - 1)]]
+
+    # -------------------------------------------------------------- episode
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.episode_calls = 0
+        options = options or {}
+        if "examples" in options:
+            order = [int(i) for i in options["examples"]]
+            if not order or not all(0 <= i < len(self.examples) for i in order):
+                raise ValueError(
+                    f"options['examples'] must be non-empty indices in [0, {len(self.examples)})"
+                )
+            self._order = order
+        else:
+            n = len(self.examples)
+            replace = n < self.episode_length
+            self._order = [int(i) for i in self.np_random.choice(n, self.episode_length, replace=replace)]
+        self._t = 0
+        self._done = False
+        example = self.current_example
+        self._last_render = f"[{self.env_id}] new episode; input 1/{len(self._order)}: {example.text[:200]}"
+        info = {"example_index": self._order[0], "input": example.text, **self.llm_info()}
+        return self.observe(example), info
+
+    def pending_pair(self, action: Any) -> tuple[int, tuple[Prompt, Example]]:
+        """Validate ``action`` and return the (prompt, input) pair this step will score."""
+        if self._done:
+            raise RuntimeError(f"{self.env_id}: call reset() before step() (the episode has ended)")
+        index = as_action(action, len(self.prompts), self.env_id)
+        return index, (self.prompts[index], self.current_example)
+
+    def step(self, action: Any):
+        index, pair = self.pending_pair(action)
+        if not self.budget_allows(1):
+            return self.finish_step(index, None)
+        outcome = self.run_pairs([pair])[0]
+        return self.finish_step(index, outcome)
+
+    def finish_step(self, index: int, outcome: Outcome | None):
+        """Advance the episode with the scored outcome (None: the budget ran out)."""
+        example = self.current_example
+        if outcome is None:
+            self._done = True
+            info = {"budget_exhausted": True, "prompt_index": index, **self.llm_info()}
+            self._last_render = f"[{self.env_id}] LLM budget exhausted after {self.calls_used} calls"
+            return self.observe(example), 0.0, False, True, info
+        self.charge([outcome.prompt_text])
+        prompt = self.prompts[index]
+        info: dict[str, Any] = {
+            "prompt_index": index,
+            "example_index": self._order[self._t],
+            "budget_exhausted": False,
+            **self.outcome_info(outcome, prompt),
+        }
+        self._last_render = (
+            f"[{self.env_id}] input {self._t + 1}/{len(self._order)}: {example.text[:120]!r}\n"
+            f"  prompt {index} ({prompt.name}) -> {outcome.prediction!r} "
+            f"(reference {outcome.reference!r}, reward {outcome.score:+.3f})"
+        )
+        self._t += 1
+        terminated = self._t >= len(self._order)
+        if terminated:
+            self._done = True
+        info.update(self.llm_info())
+        next_example = self.current_example
+        info["next_example_index"] = self._order[min(self._t, len(self._order) - 1)]
+        return self.observe(next_example), float(outcome.score), terminated, False, info
+
+    # -------------------------------------------------- baselines and analysis
+    def score_table(self, split: str | None = None, reward: str | None = None,
+                    limit: int | None = None) -> np.ndarray:
+        """Reward of every prompt on every input of a split: shape ``(n_inputs, K)``.
+
+        One batched LLM call per prompt group (cached); used by the baselines
+        (manual, best-fixed-on-dev, per-query oracle) and by analyses.
+        """
+        examples = self.task.split(split) if split else self.examples
+        if limit is not None:
+            examples = examples[:limit]
+        return score_matrix(self.llm, self.task, self.prompts, examples, reward or self.reward_name)
+
+    def observe_all(self, split: str | None = None, limit: int | None = None) -> list[Any]:
+        """Observations of every input of a split (for evaluating a policy without stepping)."""
+        examples = self.task.split(split) if split else self.examples
+        if limit is not None:
+            examples = examples[:limit]
+        return [self.observe(e) for e in examples]
