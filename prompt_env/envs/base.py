@@ -73,6 +73,7 @@ class PromptEnvBase(gym.Env):
         task_options: dict[str, Any] | None = None,
         max_examples: int | None = None,
         render_mode: str | None = None,
+        max_new_tokens: int | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -91,6 +92,7 @@ class PromptEnvBase(gym.Env):
         self.task_options = dict(task_options or {})
         self.max_examples = max_examples
         self.render_mode = render_mode
+        self.max_new_tokens = max_new_tokens
         self._task: Task | None = None
         self._llm: Any = None
         self._encoder: Encoder | None = None
@@ -169,7 +171,7 @@ class PromptEnvBase(gym.Env):
     def run_pairs(self, pairs: Sequence[tuple[Prompt, Example]]) -> list[Outcome]:
         """Evaluate pairs in one batched LLM call; LLM failures name the env and the prompt."""
         try:
-            return evaluate(self.llm, self.task, pairs, self.reward_name)
+            return evaluate(self.llm, self.task, pairs, self.reward_name, self.max_new_tokens)
         except BudgetExhausted:
             raise
         except PromptEnvError as error:

@@ -135,9 +135,10 @@ class PromptEditEnv(PromptEnvBase):
         task_options: dict[str, Any] | None = None,
         max_examples: int | None = None,
         render_mode: str | None = None,
+        max_new_tokens: int | None = None,
     ) -> None:
         super().__init__(task, llm, split, reward, "hashing", encoder_dim, budget, data_dir,
-                         task_options, max_examples, render_mode)
+                         task_options, max_examples, render_mode, max_new_tokens)
         if max_edits < 1 or minibatch_size < 1 or n_slots < 0:
             raise ValueError("max_edits and minibatch_size must be >= 1 and n_slots >= 0")
         self.max_edits = max_edits

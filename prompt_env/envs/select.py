@@ -72,6 +72,7 @@ class PromptSelectEnv(PromptEnvBase):
       request (cached or not, so a run is reproducible whatever the cache
       holds; cap real spend with `load_llm(budget=...)`).
     - `data_dir`, `task_options`, `max_examples`: where and how much data.
+    - `max_new_tokens`: cap on generated tokens (generation tasks; None: the task's default).
 
     ## Registered Configurations
 
@@ -99,9 +100,10 @@ class PromptSelectEnv(PromptEnvBase):
         task_options: dict[str, Any] | None = None,
         max_examples: int | None = None,
         render_mode: str | None = None,
+        max_new_tokens: int | None = None,
     ) -> None:
         super().__init__(task, llm, split, reward, encoder, encoder_dim, budget, data_dir,
-                         task_options, max_examples, render_mode)
+                         task_options, max_examples, render_mode, max_new_tokens)
         if episode_length < 1:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
         self.episode_length = episode_length

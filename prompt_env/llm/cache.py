@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from prompt_env.errors import BudgetExhausted, CacheError
+from prompt_env.errors import BudgetExhausted, CacheError, LLMError
 from prompt_env.llm.base import LLM, PromptInput, validate_choices, validate_prompts
 
 FORMAT = "prompt-env-response-cache"
@@ -263,10 +263,15 @@ class CachedLLM(LLM):
         if unique_missing:
             todo = [prompts[first_index[k]] for k in unique_missing]
             values = self._run_inner(lambda: self.inner.score(todo, choices))
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (len(todo), len(choices)) or np.any(np.isnan(values)) or np.any(values > 1e-6):
+                # never cache (or return) a malformed answer: log-probs are <= 0
+                raise LLMError(
+                    f"{self.name} returned malformed scores (shape {values.shape}, expected "
+                    f"{(len(todo), len(choices))} finite log-probabilities <= 0); nothing was cached"
+                )
             rows = []
             for k, row in zip(unique_missing, values):
-                if np.any(np.isnan(row)) or np.any(row > 1e-6):
-                    continue  # never cache a malformed value (log-probs are <= 0)
                 text = json.dumps([float(v) for v in row])
                 found[k] = text
                 rows.append((k, model, "score", text))
@@ -301,10 +306,10 @@ class CachedLLM(LLM):
         if unique_missing:
             todo = [prompts[first_index[k]] for k in unique_missing]
             texts = self._run_inner(lambda: self.inner.generate(todo, max_new_tokens, stop_list or None))
+            if len(texts) != len(todo) or not all(isinstance(t, str) for t in texts):
+                raise LLMError(f"{self.name} returned malformed generations; nothing was cached")
             rows = []
             for k, text in zip(unique_missing, texts):
-                if not isinstance(text, str):
-                    continue
                 found[k] = json.dumps(text)
                 rows.append((k, model, "generate", found[k]))
             if self.store is not None:

@@ -52,7 +52,7 @@ class FakeLLM(LLM):
             tail = text[-200:].lower()
             for j, c in enumerate(choices):
                 bonus = 1.5 if c.strip().lower() and c.strip().lower() in tail else 0.0
-                out[i, j] = -3.0 * _unit(str(self.seed), text, c) - 0.5 * len(c.split()) + bonus
+                out[i, j] = min(0.0, -3.0 * _unit(str(self.seed), text, c) - 0.5 * len(c.split()) + bonus)
         self.stats.calls += len(prompts)
         self.stats.model_calls += len(prompts)
         self.stats.batches += 1

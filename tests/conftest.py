@@ -1,0 +1,49 @@
+"""Shared pytest fixtures. Each contributor keeps fixtures in their own section."""
+
+from __future__ import annotations
+
+# --- tasks / scoring fixtures -------------------------------------------------
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The shared task data (``$PROMPT_ENV_DATA`` or ``../shared/data``); skips when absent."""
+    chosen = os.environ.get("PROMPT_ENV_DATA")
+    path = Path(chosen) if chosen else Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (path / "classification" / "sst-2").is_dir():
+        pytest.skip(f"shared task data not found at {path}; set PROMPT_ENV_DATA to run this test")
+    return path
+
+
+# --- LLM fixtures ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def default_backend():
+    """The real embedded default model (SmolLM2-135M-Instruct), loaded once per session."""
+    from prompt_env.llm import _backend, normalize_spec
+
+    return _backend(normalize_spec("default"))
+
+
+@pytest.fixture()
+def default_llm(default_backend, tmp_path):
+    """The real default model behind a fresh response cache in tmp_path."""
+    from prompt_env.llm import CachedLLM
+
+    return CachedLLM(default_backend, tmp_path / "cache.sqlite")
+
+
+# --- environment fixtures -------------------------------------------------------
+
+
+def pytest_configure(config):
+    """Tests never touch the user's response cache: one fresh cache file per test session."""
+    import tempfile
+
+    if "PROMPT_ENV_CACHE" not in os.environ:
+        os.environ["PROMPT_ENV_CACHE"] = str(Path(tempfile.mkdtemp(prefix="prompt-env-test-")) / "responses.sqlite")
