@@ -1,0 +1,213 @@
+"""Score many (prompt, example) pairs with as few LLM calls as possible.
+
+Classification pairs are grouped by the prompt's answer choices (its
+verbalizer and chat flag) and each group is one ``llm.score`` call;
+generation pairs are grouped by chat flag (plain prompts stop at a newline)
+and each group is one ``llm.generate`` call. Nothing here loops over single
+LLM calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from prompt_env import rewards as reward_lib
+from prompt_env.errors import TaskFormatError
+from prompt_env.llm.base import LLM, PromptInput
+from prompt_env.prompts import Prompt
+from prompt_env.rewards import Reward
+from prompt_env.tasks.base import Example, Task
+
+DEFAULT_MAX_NEW_TOKENS = {
+    "classification": 8,
+    "qa": 24,
+    "translation": 24,
+    "summarization": 32,
+    "instruction": 16,
+}
+"""Generation length per task family, when neither the call nor the task sets one."""
+
+PLAIN_STOP = ("\n",)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How one prompt did on one example."""
+
+    score: float
+    """The reward value."""
+    correct: bool | None
+    """Classification: the top label is gold. QA and exact-match tasks: EM > 0. Else None."""
+    prediction: str
+    """Predicted label word, or the generated text (first non-empty line, stripped)."""
+    reference: str
+    """Gold label word (in the prompt's verbalizer), or the first reference."""
+    label_logprobs: list[float] | None
+    """Log-probability of each label word (classification), else None."""
+    prompt_text: str
+    """The rendered prompt; a chat is written as ``[role] content`` blocks."""
+    metrics: dict[str, float]
+    """Classification: accuracy and margin. Generation: the task metric and exact_match."""
+
+
+def prompt_as_text(prompt: PromptInput) -> str:
+    """A readable string form of a rendered prompt (chats as ``[role] content`` blocks)."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"[{m['role']}] {m['content']}" for m in prompt)
+
+
+def resolve_reward(task: Task, reward: str | Reward | None) -> Reward:
+    """The reward object for ``task``: by name, as given, or the task's default metric."""
+    if reward is None:
+        chosen = reward_lib.get_reward(task.metric)
+    elif isinstance(reward, str):
+        chosen = reward_lib.get_reward(reward)
+    else:
+        chosen = reward
+    if chosen.kind != task.kind:
+        raise ValueError(
+            f"reward {chosen.name!r} is for {chosen.kind} tasks, but task {task.name!r} is "
+            f"{task.kind}; choose one of {reward_lib.list_rewards(task.kind)}"
+        )
+    return chosen
+
+
+def default_max_new_tokens(task: Task) -> int:
+    if task.max_new_tokens is not None:
+        return task.max_new_tokens
+    return DEFAULT_MAX_NEW_TOKENS.get(task.family, 24)
+
+
+def evaluate(
+    llm: LLM,
+    task: Task,
+    pairs: Sequence[tuple[Prompt, Example]],
+    reward: str | Reward | None = None,
+    max_new_tokens: int | None = None,
+) -> list[Outcome]:
+    """Score every ``(prompt, example)`` pair; one outcome per pair, in order.
+
+    ``reward`` is a registered name, a :class:`~prompt_env.rewards.Reward`,
+    or None for the task's metric. ``max_new_tokens`` overrides the task's
+    generation length.
+    """
+    chosen = resolve_reward(task, reward)
+    if not pairs:
+        return []
+    rendered = [prompt.render(example, task) for prompt, example in pairs]
+    if task.kind == "classification":
+        return _evaluate_classification(llm, task, pairs, rendered, chosen)
+    tokens = max_new_tokens if max_new_tokens is not None else default_max_new_tokens(task)
+    return _evaluate_generation(llm, task, pairs, rendered, chosen, tokens)
+
+
+def _evaluate_classification(
+    llm: LLM,
+    task: Task,
+    pairs: Sequence[tuple[Prompt, Example]],
+    rendered: list[PromptInput],
+    reward: Reward,
+) -> list[Outcome]:
+    groups: dict[tuple[tuple[str, ...], bool], list[int]] = {}
+    for i, (prompt, _) in enumerate(pairs):
+        if prompt.verbalizer is None or len(prompt.verbalizer) != task.num_labels:
+            raise TaskFormatError(
+                f"prompt {prompt.name!r} has verbalizer {prompt.verbalizer}, but task "
+                f"{task.name!r} has {task.num_labels} labels {list(task.label_names or ())}"
+            )
+        groups.setdefault((tuple(prompt.verbalizer), prompt.chat), []).append(i)
+    logprobs = np.zeros((len(pairs), task.num_labels))
+    for indices in groups.values():
+        choices = pairs[indices[0]][0].choices()
+        logprobs[indices] = np.asarray(llm.score([rendered[i] for i in indices], choices))
+    outcomes = []
+    for i, (prompt, example) in enumerate(pairs):
+        row = logprobs[i]
+        assert prompt.verbalizer is not None
+        accuracy = reward_lib.accuracy(row, example)
+        metrics = {"accuracy": accuracy, "margin": reward_lib.label_margin(row, example)}
+        score = float(reward(row, example))
+        outcomes.append(
+            Outcome(
+                score=score,
+                correct=accuracy == 1.0,
+                prediction=prompt.verbalizer[int(np.argmax(row))],
+                reference=prompt.answer_text(example),
+                label_logprobs=[float(v) for v in row],
+                prompt_text=prompt_as_text(rendered[i]),
+                metrics=metrics,
+            )
+        )
+    return outcomes
+
+
+def clean_generation(text: str) -> str:
+    """The first non-empty line of a generation, stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _evaluate_generation(
+    llm: LLM,
+    task: Task,
+    pairs: Sequence[tuple[Prompt, Example]],
+    rendered: list[PromptInput],
+    reward: Reward,
+    max_new_tokens: int,
+) -> list[Outcome]:
+    texts: list[str] = [""] * len(pairs)
+    for chat in (False, True):
+        indices = [i for i, (prompt, _) in enumerate(pairs) if prompt.chat == chat]
+        if not indices:
+            continue
+        stop = None if chat else list(PLAIN_STOP)
+        outputs = llm.generate([rendered[i] for i in indices], max_new_tokens, stop)
+        for i, text in zip(indices, outputs, strict=True):
+            texts[i] = clean_generation(text)
+    metric = reward_lib.get_reward(task.metric)
+    exact = reward_lib.get_reward("exact_match")
+    outcomes = []
+    for i, (_, example) in enumerate(pairs):
+        prediction = texts[i]
+        metrics: dict[str, float] = {metric.name: metric(prediction, example)}
+        metrics["exact_match"] = metrics.get("exact_match", exact(prediction, example))
+        score = float(reward(prediction, example))
+        judged = task.family == "qa" or task.metric == "exact_match"
+        outcomes.append(
+            Outcome(
+                score=score,
+                correct=metrics["exact_match"] > 0 if judged else None,
+                prediction=prediction,
+                reference=example.reference,
+                label_logprobs=None,
+                prompt_text=prompt_as_text(rendered[i]),
+                metrics=metrics,
+            )
+        )
+    return outcomes
+
+
+def score_matrix(
+    llm: LLM,
+    task: Task,
+    prompts: Sequence[Prompt],
+    examples: Sequence[Example],
+    reward: str | Reward | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Rewards of every prompt on every example, shape ``(len(examples), len(prompts))``.
+
+    One :func:`evaluate` call over all pairs (so one LLM call per prompt
+    group). ``options`` go to :func:`evaluate` (``max_new_tokens``).
+    """
+    pairs = [(prompt, example) for example in examples for prompt in prompts]
+    outcomes = evaluate(llm, task, pairs, reward=reward, **options)
+    values = np.array([o.score for o in outcomes], dtype=np.float64)
+    return values.reshape(len(examples), len(prompts))
