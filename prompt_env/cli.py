@@ -20,9 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from prompt_env.demo import run_llm_demo
+        from prompt_env.demo import run_demo
 
-        run_llm_demo()
+        run_demo()
         return 0
     parser.print_help()
     return 0
