@@ -99,7 +99,7 @@ class PromptEnvBase(gym.Env):
         self.calls_used = 0
         self.tokens_used = 0
         self.episode_calls = 0
-        self._last_render = ""
+        self._last_render: Any = ""
         # The task is small and read from local files: load it now so spaces are known.
         self._examples = self._select_examples()
 
@@ -148,6 +148,7 @@ class PromptEnvBase(gym.Env):
         state = self.__dict__.copy()
         state["_llm"] = None  # recreated lazily in the receiving process
         state["_encoder"] = None
+        state["_memo"] = {}
         return state
 
     # -------------------------------------------------------------- budgets

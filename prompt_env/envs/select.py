@@ -118,6 +118,7 @@ class PromptSelectEnv(PromptEnvBase):
             dim = int(self.encoder.dim) if encoder == "llm" else encoder_dim
             self.observation_space = spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
         self._centers: np.ndarray | None = None
+        self._memo: dict[tuple[int, int], Outcome] = {}
         self._order: list[int] = []
         self._t = 0
         self._done = True
@@ -138,6 +139,9 @@ class PromptSelectEnv(PromptEnvBase):
     def observe(self, example: Example) -> np.ndarray | int:
         if self.tabular:
             return self.context_id(example)
+        encode_one = getattr(self.encoder, "encode_one", None)
+        if encode_one is not None:
+            return encode_one(example.text).copy()
         return self.encoder.encode([example.text])[0]
 
     @property
@@ -178,8 +182,25 @@ class PromptSelectEnv(PromptEnvBase):
         index, pair = self.pending_pair(action)
         if not self.budget_allows(1):
             return self.finish_step(index, None)
-        outcome = self.run_pairs([pair])[0]
+        outcome = self.memo_lookup(index)
+        if outcome is None:
+            outcome = self.memo_store(index, self.run_pairs([pair])[0])
         return self.finish_step(index, outcome)
+
+    # The LLM is deterministic, so an (prompt, input) pair scored once in this
+    # process is answered from memory: a warm step costs no SQLite round trip.
+    # It still counts as a requested call and a cache hit.
+    def memo_lookup(self, index: int) -> Outcome | None:
+        outcome = self._memo.get((index, self._order[self._t]))
+        if outcome is not None and self._llm is not None:
+            self._llm.stats.calls += 1
+            self._llm.stats.cache_hits += 1
+        return outcome
+
+    def memo_store(self, index: int, outcome: Outcome) -> Outcome:
+        if len(self._memo) < 200_000:
+            self._memo[(index, self._order[self._t])] = outcome
+        return outcome
 
     def finish_step(self, index: int, outcome: Outcome | None):
         """Advance the episode with the scored outcome (None: the budget ran out)."""
@@ -197,11 +218,7 @@ class PromptSelectEnv(PromptEnvBase):
             "budget_exhausted": False,
             **self.outcome_info(outcome, prompt),
         }
-        self._last_render = (
-            f"[{self.env_id}] input {self._t + 1}/{len(self._order)}: {example.text[:120]!r}\n"
-            f"  prompt {index} ({prompt.name}) -> {outcome.prediction!r} "
-            f"(reference {outcome.reference!r}, reward {outcome.score:+.3f})"
-        )
+        self._last_render = (self._t, index, example, outcome)
         self._t += 1
         terminated = self._t >= len(self._order)
         if terminated:
@@ -210,6 +227,18 @@ class PromptSelectEnv(PromptEnvBase):
         next_example = self.current_example
         info["next_example_index"] = self._order[min(self._t, len(self._order) - 1)]
         return self.observe(next_example), float(outcome.score), terminated, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        if isinstance(self._last_render, str):
+            return self._last_render
+        t, index, example, outcome = self._last_render
+        return (
+            f"[{self.env_id}] input {t + 1}/{len(self._order)}: {example.text[:120]!r}\n"
+            f"  prompt {index} ({self.prompts[index].name}) -> {outcome.prediction!r} "
+            f"(reference {outcome.reference!r}, reward {outcome.score:+.3f})"
+        )
 
     # -------------------------------------------------- baselines and analysis
     def score_table(self, split: str | None = None, reward: str | None = None,
