@@ -247,10 +247,15 @@ class HFCausalLM(LLM):
         self, contexts: list[list[int]], choice_ids: list[list[int]]
     ) -> np.ndarray:
         result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
+        unshared: list[int] = []
         for members, prefix_len in _group_by_prefix(contexts, MIN_SHARED_PREFIX):
+            if prefix_len == 0:
+                unshared.extend(members)  # batched together below
+                continue
             prefix = contexts[members[0]][:prefix_len]
-            sub = self._score_rows([contexts[i] for i in members], choice_ids, prefix=prefix)
-            result[members] = sub
+            result[members] = self._score_rows([contexts[i] for i in members], choice_ids, prefix=prefix)
+        if unshared:
+            result[unshared] = self._score_rows([contexts[i] for i in unshared], choice_ids, prefix=[])
         return result
 
     def _score_rows(
