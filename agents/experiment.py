@@ -121,7 +121,13 @@ class _Bar:
     """A small rich progress bar showing mean reward, LLM calls and cache hits."""
 
     def __init__(self, description: str, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -183,17 +189,20 @@ def evaluate_policies(
     limit: int | None = None,
     reward: str | None = None,
     table_hook: Callable[[str], None] | None = None,
+    dev_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Evaluate trained agents and the baselines on ``split`` from score tables.
 
     Each learned policy picks one prompt per input (greedy); its score is read
     from the split's score table (computed once, batched and cached). Returns
-    one row per policy and the tables.
+    one row per policy and the tables. ``limit`` and ``dev_limit`` keep only
+    the first inputs of ``split`` and of dev (the dev table chooses
+    best-fixed-on-dev).
     """
     env = gym.make(env_id, **(env_kwargs or {})).unwrapped
     if table_hook:
         table_hook("dev")
-    dev_table, dev_phase = timed_table(env, "dev", None, reward)
+    dev_table, dev_phase = timed_table(env, "dev", dev_limit, reward)
     if table_hook:
         table_hook(split)
     test_table, test_phase = timed_table(env, split, limit, reward)
@@ -214,7 +223,7 @@ def evaluate_policies(
         rows.append(_row(p, calls, hit_rate, wall, n_test, k))
     observations = {}
     for name, result in trained.items():
-        key = "tabular" if getattr(result.agent, "agent_name", "") == "tabular-q" else "box"
+        key = _observation_kind(result.agent)
         if key not in observations:
             obs_env = env if (key == "tabular") == bool(getattr(env, "tabular", False)) else None
             if obs_env is None:
@@ -227,6 +236,16 @@ def evaluate_policies(
         hit_rate = result.hit_rate
         rows.append(_row(policy, result.llm_calls + n_test, hit_rate, result.wall_s + test_phase.wall_s / k, n_test, k))
     return rows, {"dev": dev_table, split: test_table}
+
+
+def _observation_kind(agent: Agent) -> str:
+    """"tabular" for agents that read context ids (tabular Q, DQN built on a Discrete space), else "box"."""
+    if getattr(agent, "agent_name", "") == "tabular-q":
+        return "tabular"
+    spec = getattr(agent, "observation_spec", None)
+    if isinstance(spec, dict) and spec.get("kind") == "discrete":
+        return "tabular"
+    return "box"
 
 
 def _sibling_env(env_id: str, tabular: bool, env_kwargs: dict[str, Any] | None) -> Any:

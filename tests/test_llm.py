@@ -8,7 +8,13 @@ import sqlite3
 import numpy as np
 import pytest
 
-from prompt_env.errors import BudgetExhausted, CacheError, LLMError, LLMSpecError, PromptTooLongError
+from prompt_env.errors import (
+    BudgetExhausted,
+    CacheError,
+    LLMError,
+    LLMSpecError,
+    PromptTooLongError,
+)
 from prompt_env.llm import CachedLLM, load_llm, normalize_spec
 from prompt_env.llm.cache import ResponseCache
 

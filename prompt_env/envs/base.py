@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,33 @@ from prompt_env.tasks.base import Example
 
 class InvalidActionError(PromptEnvError, ValueError):
     """An action outside the action space (wrong range or type)."""
+
+
+MAX_SIZE = 1_000_000
+"""Upper bound of size-like constructor arguments (a typo, not a real request, beyond it)."""
+MAX_ENCODER_DIM = 65_536
+
+
+def check_int(name: str, value: Any, low: int, high: int = MAX_SIZE, *, optional: bool = False) -> None:
+    """Raise ValueError unless ``value`` is an integer in ``[low, high]`` (or None when optional)."""
+    if value is None and optional:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(
+            f"{name} must be an integer in [{low}, {high}]{' or None' if optional else ''}, got {value!r}"
+        )
+
+
+def check_kwarg_types(**checks: tuple[Any, type | tuple[type, ...], bool]) -> None:
+    """``name=(value, allowed types, None allowed)``: a ValueError naming the first bad argument."""
+    for name, (value, types, optional) in checks.items():
+        if value is None and optional:
+            continue
+        if not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise ValueError(
+                f"{name} must be {names}{' or None' if optional else ''}, got {type(value).__name__} {value!r}"
+            )
 
 
 @dataclasses.dataclass(eq=False)
@@ -75,12 +103,23 @@ class PromptEnvBase(gym.Env):
         render_mode: str | None = None,
         max_new_tokens: int | None = None,
     ) -> None:
+        check_kwarg_types(
+            task=(task, (str, os.PathLike), False), llm=(llm, (str, dict), False), split=(split, str, False),
+            reward=(reward, str, True), encoder=(encoder, str, True), budget=(budget, dict, True),
+            data_dir=(data_dir, (str, os.PathLike), True), task_options=(task_options, dict, True),
+            render_mode=(render_mode, str, True),
+        )
+        check_int("encoder_dim", encoder_dim, 1, MAX_ENCODER_DIM)
+        check_int("max_examples", max_examples, 1, optional=True)
+        check_int("max_new_tokens", max_new_tokens, 1, optional=True)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         if budget is not None:
             unknown = set(budget) - {"calls", "tokens"}
             if unknown or not budget:
-                raise ValueError(f"budget takes 'calls' and/or 'tokens', got {sorted(budget)}")
+                raise ValueError(f"budget takes 'calls' and/or 'tokens', got {sorted(map(str, budget))}")
+            for key, value in budget.items():
+                check_int(f"budget[{key!r}]", value, 0, 2**62)
         self.task_name = task
         self.llm_spec = llm
         self.split = split

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from prompt_env.envs.base import PromptEnvBase, as_action
+from prompt_env.envs.base import PromptEnvBase, as_action, check_int
 from prompt_env.prompts import Prompt
 
 
@@ -139,8 +139,16 @@ class PromptEditEnv(PromptEnvBase):
     ) -> None:
         super().__init__(task, llm, split, reward, "hashing", encoder_dim, budget, data_dir,
                          task_options, max_examples, render_mode, max_new_tokens)
-        if max_edits < 1 or minibatch_size < 1 or n_slots < 0:
-            raise ValueError("max_edits and minibatch_size must be >= 1 and n_slots >= 0")
+        check_int("max_edits", max_edits, 1)
+        check_int("minibatch_size", minibatch_size, 1)
+        check_int("n_slots", n_slots, 0, 64)
+        check_int("n_candidates", n_candidates, 0)
+        if isinstance(invalid_penalty, bool) or not isinstance(invalid_penalty, (int, float)) or not (
+            np.isfinite(invalid_penalty)
+        ):
+            raise ValueError(f"invalid_penalty must be a finite number, got {invalid_penalty!r}")
+        if initial_prompt is not None and not isinstance(initial_prompt, dict):
+            raise ValueError(f"initial_prompt must be a dict or None, got {type(initial_prompt).__name__}")
         self.max_edits = max_edits
         self.minibatch_size = minibatch_size
         self.n_slots = n_slots

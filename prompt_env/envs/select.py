@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from prompt_env.encoders import kmeans, nearest
-from prompt_env.envs.base import PromptEnvBase, as_action
+from prompt_env.envs.base import PromptEnvBase, as_action, check_int
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import Outcome, score_matrix
 from prompt_env.tasks.base import Example
@@ -104,8 +104,8 @@ class PromptSelectEnv(PromptEnvBase):
     ) -> None:
         super().__init__(task, llm, split, reward, encoder, encoder_dim, budget, data_dir,
                          task_options, max_examples, render_mode, max_new_tokens)
-        if episode_length < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        check_int("episode_length", episode_length, 1)
+        check_int("n_contexts", n_contexts, 1, 100_000)
         self.episode_length = episode_length
         self.tabular = tabular
         self.n_contexts = n_contexts
@@ -132,6 +132,7 @@ class PromptSelectEnv(PromptEnvBase):
         """
         if self._centers is None:
             fit_on = [e.text for name in ("train", "dev") for e in self.task.splits.get(name, [])]
+            fit_on = fit_on[:1000]  # instruction-induction train files hold thousands
             points = self.encoder.encode(fit_on or [e.text for e in self.examples])
             self._centers = kmeans(points, int(self.observation_space.n), seed=0)
         return int(nearest(self.encoder.encode([example.text]).astype(np.float64), self._centers)[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from prompt_env.errors import LLMError
 
 Message = dict[str, str]
 Chat = list[Message]
-PromptInput = Union[str, Chat]
+PromptInput = str | Chat
 
 
 @dataclasses.dataclass

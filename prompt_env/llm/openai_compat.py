@@ -1,0 +1,608 @@
+"""Any OpenAI-compatible server as a task LLM (vLLM, the llama.cpp server, Ollama, ...).
+
+``generate`` uses ``/v1/completions`` for plain-text prompts and
+``/v1/chat/completions`` for chats, greedy (``temperature: 0``) with a fixed
+``seed``.
+
+``score`` needs log-probabilities of given continuations, which the OpenAI
+API has no single call for. Three methods, best first; ``score_method="auto"``
+probes the server once and keeps the best one it supports
+(``self.score_method_used``, also in ``describe()`` and ``identity()``):
+
+``"echo"``
+    ``/v1/completions`` with ``echo: true, logprobs: 1`` returns the
+    log-probability of every prompt token (vLLM, OpenAI's legacy API). The
+    prompt is sent as token ids ``tokenize(prompt) + tokenize(choice)`` and the
+    choice's positions are summed: one request per (prompt, choice).
+``"logit_bias"``
+    For servers that ignore ``echo`` (the llama.cpp server): request one token
+    with ``logit_bias {choice_token: 100}``; the server reports the token's
+    *unbiased* log-probability (the probe checks that). Multi-token choices are
+    teacher-forced exactly: token ``k`` is read after the prompt ids plus the
+    choice's first ``k`` token ids. One request per (prompt, choice token).
+``"generate-match"``
+    Last resort for servers with neither (no ``/tokenize`` or no logprobs):
+    generate greedily and give ``0.0`` to a choice equal to the stripped
+    generation and ``MISMATCH_LOGPROB`` (-1e9, "practically impossible") to the
+    others. Rankings are then only right or wrong, never graded.
+
+Token ids come from the server's ``/tokenize`` (llama.cpp and vLLM both have
+one); chats are rendered with the server's own chat template
+(``/apply-template``, or vLLM's ``/tokenize`` with ``messages``), so the model
+reads exactly the tokens ``tokenize(prompt) + tokenize(choice)``, the same
+convention as the local transformers backend.
+
+Requests run in parallel (at most ``concurrency`` at a time). Connection
+errors, timeouts, HTTP 429 and 5xx, and malformed answers are retried with
+exponential backoff and seeded jitter; after ``max_retries`` retries, or when
+``deadline_s`` of wall time has passed, :class:`~prompt_env.errors.LLMError`
+names the server URL and what failed. Other 4xx answers fail at once.
+
+The API key is read from the environment variable named by ``api_key_env``
+at request time and sent as ``Authorization: Bearer``; it is never stored on
+the object, so it is not in the spec, identity, cache, repr or reports, and
+it is scrubbed from error messages.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from prompt_env.errors import LLMError, LLMSpecError, PromptTooLongError
+from prompt_env.llm.base import LLM, PromptInput, cut_at_stop, validate_choices, validate_prompts
+
+SCORE_METHODS = ("auto", "echo", "logit_bias", "generate-match")
+MISMATCH_LOGPROB = -1e9
+"""Score of a choice that the generation did not match (``generate-match`` method)."""
+LOGIT_BIAS = 100
+GENERATE_MATCH_TOKENS = 16
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_PROBE_TEXT = "The capital of France is Paris. The capital of Italy is"
+
+
+class _Retryable(Exception):
+    """A failure worth another try (network, timeout, 429/5xx, malformed answer)."""
+
+
+class _HTTPStatusError(Exception):
+    """A non-retryable HTTP error answer (4xx other than 408/409/425/429)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ServerRequestError(LLMError):
+    """The server answered, but not usefully: a 4xx rejection (``status``) or, while
+    probing, an answer without the fields asked for (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAICompatLLM(LLM):
+    """A task LLM behind an OpenAI-compatible HTTP server.
+
+    Args:
+        base_url: server root, e.g. ``http://127.0.0.1:8080`` (a trailing ``/v1`` is accepted).
+        model: the model name the server knows (``/v1/models``).
+        api_key_env: name of the environment variable holding the API key (read per request;
+            unset or empty means no ``Authorization`` header).
+        timeout_s: socket timeout of one request.
+        max_retries: retries after the first attempt of one request.
+        concurrency: requests in flight at once (match the server's parallel slots).
+        score_method: ``"auto"``, ``"echo"``, ``"logit_bias"`` or ``"generate-match"``.
+        seed: sampling seed sent with every request (decoding is greedy anyway).
+        backoff_s: first retry delay; doubles each retry up to ``max_backoff_s``, times a
+            jitter factor in [0.5, 1.5).
+        max_backoff_s: cap of one retry delay.
+        deadline_s: wall-time bound of one request including all retries.
+        jitter_seed: seed of the backoff jitter (reproducible retry timing).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        concurrency: int = 4,
+        score_method: str = "auto",
+        seed: int = 0,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        deadline_s: float = 120.0,
+        jitter_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if score_method not in SCORE_METHODS:
+            raise LLMSpecError(f"score_method must be one of {SCORE_METHODS}, got {score_method!r}")
+        if not isinstance(model, str) or not model:
+            raise LLMSpecError("the openai backend needs a model name: {'model': '<name on the server>'}")
+        if concurrency < 1 or max_retries < 0 or timeout_s <= 0:
+            raise LLMSpecError("need concurrency >= 1, max_retries >= 0 and timeout_s > 0")
+        self.base_url = _normalize_base_url(base_url)
+        parsed = urllib.parse.urlsplit(self.base_url)
+        self._scheme, self._netloc, self._root_path = parsed.scheme, parsed.netloc, parsed.path
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self.concurrency = int(concurrency)
+        self.score_method = score_method
+        self.score_method_used: str | None = None if score_method == "auto" else score_method
+        self.seed = int(seed)
+        self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self.deadline_s = float(deadline_s)
+        self._jitter = random.Random(jitter_seed)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_pid = -1
+        self._choice_ids: dict[str, list[int]] = {}
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> str:
+        return f"openai:{self.base_url}#{self.model}?score={self.resolve_score_method()}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "identity": self.identity(),
+            "base_url": self.base_url,
+            "model": self.model,
+            "score_method": self.score_method,
+            "score_method_used": self.score_method_used,
+            "concurrency": self.concurrency,
+            "api_key_env": self.api_key_env,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatLLM(base_url={self.base_url!r}, model={self.model!r}, "
+            f"score_method={self.score_method!r})"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("_lock", "_local", "_executor"):
+            state.pop(key)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._executor = None
+        self._executor_pid = -1
+
+    # ------------------------------------------------------------------ HTTP
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._netloc, timeout=self.timeout_s)
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        if key:
+            text = text.replace(key, "***")
+        return text
+
+    def _once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One POST; returns the JSON object or raises _Retryable / _HTTPStatusError."""
+        conn = self._connection()
+        payload = json.dumps(body).encode()
+        try:
+            conn.request("POST", self._root_path + path, body=payload, headers=self._headers())
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as error:  # refused, reset, timeout
+            self._drop_connection()
+            kind = "timed out" if isinstance(error, (socket.timeout, TimeoutError)) else "connection failed"
+            raise _Retryable(f"{kind} ({type(error).__name__}: {error})") from error
+        if response.getheader("Connection", "").lower() == "close":
+            self._drop_connection()
+        text = raw.decode("utf-8", errors="replace")
+        if response.status != 200:
+            message = _error_message(text)
+            if response.status in RETRYABLE_STATUS or response.status >= 500:
+                raise _Retryable(f"HTTP {response.status}: {message}", _retry_after(response))
+            raise _HTTPStatusError(response.status, message)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise _Retryable(f"malformed JSON in the answer ({error}): {text[:120]!r}") from error
+        if not isinstance(data, dict):
+            raise _Retryable(f"answer is JSON {type(data).__name__}, expected an object")
+        return data
+
+    def _post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        parse: Callable[[dict[str, Any]], Any] = lambda data: data,
+        *,
+        probe: bool = False,
+    ) -> Any:
+        """POST with retries; ``parse`` turns the JSON into the result (KeyError etc. = malformed).
+
+        With ``probe`` a well-formed answer that lacks the parsed fields raises
+        :class:`ServerRequestError` at once instead of being retried.
+        """
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                data = self._once(path, body)
+                try:
+                    result = parse(data)
+                except (KeyError, IndexError, TypeError, ValueError) as error:
+                    if probe:
+                        raise ServerRequestError(
+                            f"{self.base_url}: POST {path} answered without the expected fields "
+                            f"({type(error).__name__}: {error})"
+                        ) from None
+                    raise _Retryable(
+                        f"malformed answer ({type(error).__name__}: {error}): {json.dumps(data)[:160]}"
+                    ) from error
+                with self._lock:
+                    self.stats.batches += 1
+                return result
+            except _HTTPStatusError as error:
+                raise self._http_error(path, error) from None
+            except _Retryable as error:
+                elapsed = time.monotonic() - start
+                delay = self._delay(attempt, error.args[1] if len(error.args) > 1 else None)
+                if attempt >= self.max_retries or elapsed + delay > self.deadline_s:
+                    raise LLMError(
+                        self._scrub(
+                            f"OpenAI-compatible server {self.base_url}: POST {path} failed after "
+                            f"{attempt + 1} attempts in {elapsed:.1f} s; last error: {error.args[0]}. "
+                            "Check that the server is running and reachable (raise max_retries or "
+                            "deadline_s to wait longer)."
+                        )
+                    ) from None
+                time.sleep(delay)
+                attempt += 1
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        with self._lock:
+            factor = 0.5 + self._jitter.random()
+        delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * factor
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_backoff_s))
+        return delay
+
+    def _http_error(self, path: str, error: _HTTPStatusError) -> LLMError:
+        where = f"OpenAI-compatible server {self.base_url}: POST {path}"
+        message = self._scrub(error.message)
+        if error.status in (401, 403):
+            return ServerRequestError(
+                f"{where} refused the request (HTTP {error.status}: {message}); set the API key in "
+                f"the environment variable {self.api_key_env!r}",
+                error.status,
+            )
+        if error.status == 400 and "context" in message.lower():
+            return PromptTooLongError(f"{where}: the prompt does not fit the model's context ({message})")
+        if error.status == 404 and path.startswith("/v1/") and "model" in message.lower():
+            return ServerRequestError(
+                f"{where}: model {self.model!r} not found ({message}); see {self.base_url}/v1/models",
+                error.status,
+            )
+        return ServerRequestError(f"{where} was rejected (HTTP {error.status}: {message})", error.status)
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        if len(items) <= 1 or self.concurrency == 1:
+            return [fn(item) for item in items]
+        with self._lock:
+            if self._executor is None or self._executor_pid != os.getpid():
+                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="openai-llm")
+                self._executor_pid = os.getpid()
+            executor = self._executor
+        return list(executor.map(fn, items))
+
+    def _count(self, prompts: int = 0, prompt_tokens: int = 0, generated_tokens: int = 0) -> None:
+        with self._lock:
+            self.stats.calls += prompts
+            self.stats.model_calls += prompts
+            self.stats.prompt_tokens += prompt_tokens
+            self.stats.generated_tokens += generated_tokens
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self,
+        prompts: Sequence[PromptInput],
+        max_new_tokens: int = 32,
+        stop: Sequence[str] | None = None,
+    ) -> list[str]:
+        prompts = validate_prompts(prompts)
+        if max_new_tokens < 1:
+            raise LLMError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        stop_list = [s for s in (stop or []) if s]
+        outputs = self._map(lambda p: self._generate_one(p, max_new_tokens, stop_list), prompts)
+        self._count(prompts=len(prompts))
+        return outputs
+
+    def _generate_one(self, prompt: PromptInput, max_new_tokens: int, stop: list[str]) -> str:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+            "seed": self.seed,
+        }
+        if stop:
+            body["stop"] = stop[:4]  # the OpenAI API takes at most four; the rest are cut here
+        if isinstance(prompt, str):
+            body["prompt"] = prompt
+            text, usage = self._post("/v1/completions", body, _completion_text)
+        else:
+            body["messages"] = prompt
+            text, usage = self._post("/v1/chat/completions", body, _chat_text)
+        self._count(prompt_tokens=usage[0], generated_tokens=usage[1])
+        return cut_at_stop(text, stop)
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
+        prompts = validate_prompts(prompts)
+        choices = validate_choices(choices)
+        if not prompts:
+            return np.zeros((0, len(choices)), dtype=np.float64)
+        method = self.resolve_score_method()
+        if method == "generate-match":
+            texts = self.generate(prompts, GENERATE_MATCH_TOKENS, stop=["\n"])
+            with self._lock:  # generate() counted these prompts already
+                self.stats.calls -= len(prompts)
+                self.stats.model_calls -= len(prompts)
+            rows = [[0.0 if t.strip() == c.strip() else MISMATCH_LOGPROB for c in choices] for t in texts]
+        else:
+            choice_ids = [self._choice_tokens(c) for c in choices]
+            one = self._score_echo if method == "echo" else self._score_logit_bias
+            rows = self._map(lambda p: one(self.prompt_tokens(p), choice_ids), prompts)
+        self._count(prompts=len(prompts))
+        return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(choices))
+
+    def _score_echo(self, context: list[int], choice_ids: list[list[int]]) -> list[float]:
+        row = []
+        for ids in choice_ids:
+            body = {"model": self.model, "prompt": context + ids, "max_tokens": 1, "echo": True,
+                    "logprobs": 1, "temperature": 0, "seed": self.seed}
+            values, used = self._post("/v1/completions", body, _echo_logprobs)
+            if len(values) < len(context) + len(ids):
+                raise LLMError(
+                    f"OpenAI-compatible server {self.base_url}: echo returned {len(values)} prompt "
+                    f"log-probs for {len(context) + len(ids)} tokens; use score_method='logit_bias'"
+                )
+            part = values[len(context) : len(context) + len(ids)]
+            if any(v is None for v in part):
+                raise LLMError(f"OpenAI-compatible server {self.base_url}: echo log-probs missing for a choice")
+            row.append(float(sum(part)))
+            self._count(prompt_tokens=used)
+        return row
+
+    def _score_logit_bias(self, context: list[int], choice_ids: list[list[int]]) -> list[float]:
+        row = []
+        for ids in choice_ids:
+            total = 0.0
+            for k, token in enumerate(ids):
+                total += self._biased_logprob(context + ids[:k], token)
+            row.append(total)
+        return row
+
+    def _biased_logprob(self, prompt_ids: list[int], token: int) -> float:
+        body = {"model": self.model, "prompt": prompt_ids, "max_tokens": 1, "temperature": 0,
+                "seed": self.seed, "logprobs": 1, "logit_bias": {str(token): LOGIT_BIAS}}
+        got, logprob = self._post("/v1/completions", body, _first_token_logprob)
+        if got is not None and got != token:
+            raise LLMError(
+                f"OpenAI-compatible server {self.base_url} ignored logit_bias (asked for token "
+                f"{token}, got {got}); use score_method='generate-match'"
+            )
+        self._count(prompt_tokens=len(prompt_ids))
+        return logprob
+
+    # ------------------------------------------------------------------ tokens
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` on the server (no BOS added; special tokens parsed)."""
+        return self._post("/tokenize", self._tokenize_body(text), _token_ids)
+
+    def _tokenize_body(self, text: str) -> dict[str, Any]:
+        # llama.cpp reads "content"/"add_special", vLLM "prompt"/"add_special_tokens"
+        return {"content": text, "prompt": text, "model": self.model,
+                "add_special": False, "add_special_tokens": False}
+
+    def prompt_tokens(self, prompt: PromptInput) -> list[int]:
+        """Token ids the model reads for ``prompt`` (chats through the server's chat template)."""
+        if isinstance(prompt, str):
+            ids = self.tokenize(prompt)
+        else:
+            ids = self._chat_tokens(prompt)
+        if not ids:
+            raise LLMError("a prompt is empty after tokenization; give it some text")
+        return ids
+
+    def _chat_tokens(self, chat: list[dict[str, str]]) -> list[int]:
+        try:  # llama.cpp: render with the model's template, then tokenize the text
+            text = self._post("/apply-template", {"messages": chat}, lambda d: str(d["prompt"]))
+        except ServerRequestError as error:
+            if error.status != 404:
+                raise
+        else:
+            return self.tokenize(text)
+        body = {"model": self.model, "messages": chat, "add_generation_prompt": True,
+                "add_special_tokens": False}
+        return self._post("/tokenize", body, _token_ids)  # vLLM renders chats itself
+
+    def _choice_tokens(self, choice: str) -> list[int]:
+        with self._lock:
+            cached = self._choice_ids.get(choice)
+        if cached is not None:
+            return cached
+        ids = self.tokenize(choice)
+        if not ids:
+            raise LLMError(f"choice {choice!r} has no tokens on the server")
+        with self._lock:
+            if len(self._choice_ids) > 10_000:
+                self._choice_ids.clear()
+            self._choice_ids[choice] = ids
+        return ids
+
+    # ------------------------------------------------------------------ probing
+    def resolve_score_method(self) -> str:
+        """The scoring method in use; with ``"auto"``, probe the server once (three requests)."""
+        if self.score_method_used is None:
+            method = self._probe()
+            with self._lock:
+                if self.score_method_used is None:
+                    self.score_method_used = method
+        return self.score_method_used  # type: ignore[return-value]
+
+    def _probe(self) -> str:
+        try:
+            context = self._post("/tokenize", self._tokenize_body(_PROBE_TEXT), _token_ids, probe=True)
+        except ServerRequestError:  # no /tokenize: neither log-prob method can address tokens
+            return "generate-match"
+        body = {"model": self.model, "prompt": context, "max_tokens": 1, "temperature": 0,
+                "seed": self.seed, "logprobs": 1}
+        try:
+            values, _ = self._post("/v1/completions", {**body, "echo": True}, _echo_logprobs, probe=True)
+            if len(values) >= len(context) and all(v is not None for v in values[1 : len(context)]):
+                return "echo"
+        except ServerRequestError:
+            pass
+        return "logit_bias" if self._logit_bias_is_unbiased(context, body) else "generate-match"
+
+    def _logit_bias_is_unbiased(self, context: list[int], body: dict[str, Any]) -> bool:
+        """True when a biased token's reported log-prob is its unbiased one (not about 0)."""
+        try:
+            top, top_logprob = self._post("/v1/completions", body, _first_token_logprob, probe=True)
+            other = self.tokenize(" zebra")[0]
+            if other == top:
+                return False
+            biased = {**body, "logit_bias": {str(other): LOGIT_BIAS}}
+            got, logprob = self._post("/v1/completions", biased, _first_token_logprob, probe=True)
+        except ServerRequestError:
+            return False
+        return got == other and logprob < top_logprob and logprob < -1.0
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+        self._drop_connection()
+
+
+# ---------------------------------------------------------------------- parsing
+def _normalize_base_url(base_url: str) -> str:
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise LLMSpecError(f"base_url must start with http:// or https://, got {base_url!r}")
+    url = base_url.rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    return url
+
+
+def _error_message(text: str) -> str:
+    try:
+        data = json.loads(text)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message", error) if isinstance(error, dict) else error
+        return str(message)[:300]
+    except (json.JSONDecodeError, AttributeError):
+        return text.strip()[:300] or "(empty body)"
+
+
+def _retry_after(response: http.client.HTTPResponse) -> float | None:
+    value = response.getheader("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _usage(data: dict[str, Any]) -> tuple[int, int]:
+    usage = data.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def _completion_text(data: dict[str, Any]) -> tuple[str, tuple[int, int]]:
+    text = data["choices"][0]["text"]
+    if not isinstance(text, str):
+        raise TypeError("choices[0].text is not a string")
+    return text, _usage(data)
+
+
+def _chat_text(data: dict[str, Any]) -> tuple[str, tuple[int, int]]:
+    text = data["choices"][0]["message"]["content"]
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise TypeError("choices[0].message.content is not a string")
+    return text, _usage(data)
+
+
+def _token_ids(data: dict[str, Any]) -> list[int]:
+    tokens = data["tokens"]
+    ids = [t["id"] if isinstance(t, dict) else t for t in tokens]
+    if not all(isinstance(t, int) for t in ids):
+        raise TypeError("tokens are not integers")
+    return ids
+
+
+def _first_token_logprob(data: dict[str, Any]) -> tuple[int | None, float]:
+    """(token id or None, log-prob) of the first generated token, llama.cpp or legacy format."""
+    logprobs = data["choices"][0]["logprobs"]
+    if "content" in logprobs:  # chat-style (llama.cpp server)
+        entry = logprobs["content"][0]
+        token, value = entry.get("id"), float(entry["logprob"])
+    else:  # legacy completions format: no ids, only strings
+        token, value = None, float(logprobs["token_logprobs"][0])
+    if not np.isfinite(value) or value > 1e-6:
+        raise ValueError(f"log-prob {value} is not a finite value <= 0")
+    return token, value
+
+
+def _echo_logprobs(data: dict[str, Any]) -> tuple[list[float | None], int]:
+    """Log-probs of the echoed prompt tokens (legacy format), and the prompt token count."""
+    logprobs = data["choices"][0]["logprobs"]
+    values = logprobs["token_logprobs"]
+    prompt_tokens, completion_tokens = _usage(data)
+    if completion_tokens:
+        values = values[: len(values) - completion_tokens]
+    out = [None if v is None else float(v) for v in values]
+    return out, prompt_tokens
