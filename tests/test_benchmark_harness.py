@@ -1,0 +1,119 @@
+"""The benchmark harness (benchmarks/run.py): outputs, row keys and resumption.
+
+The resumption mechanics run on the fake LLM (fast); one tiny cell runs the
+real embedded default model so the harness is checked end to end on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("benchmark_harness", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_fake_grid_writes_outputs_and_resumes(harness, tmp_path):
+    out = tmp_path / "bench"
+    argv = [
+        "--tasks",
+        "bbc-topic",
+        "--policies",
+        "random,manual,best-fixed-on-dev,per-query-oracle,ucb1,dqn",
+        "--seeds",
+        "0,1",
+        "--budget",
+        "30",
+        "--test-limit",
+        "6",
+        "--llm",
+        "fake",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    first = harness.main(argv)
+    assert first["new"] == 12 and first["skipped"] == 0
+    rows = _lines(out / "results.jsonl")
+    assert len(rows) == 12
+    for row in rows:
+        missing = [k for k in harness.REQUIRED_KEYS if k not in row]
+        assert not missing, f"row {row['policy']} lacks {missing}"
+        assert row["test_limit"] == 6 and row["metric"] == "accuracy"
+        assert row["upper_bound"] == (row["policy"] == "per-query-oracle")
+    learned = [r for r in rows if r["policy"] in ("ucb1", "dqn")]
+    assert all(r["curve"]["llm_calls"] and r["llm_calls"] >= 30 for r in learned)
+    for name in ("results.md", "score_vs_calls.png", "learning_curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "results.md").read_text()
+    assert "per-query-oracle (upper bound)" in report
+    assert "fixed test subset of 6 examples" in report
+
+    second = harness.main(argv)
+    assert second["new"] == 0 and second["skipped"] == 12
+    assert len(_lines(out / "results.jsonl")) == 12
+
+    # one more seed: only its cells run; a torn last line (killed mid-write) is ignored
+    with open(out / "results.jsonl", "a") as handle:
+        handle.write('{"task": "bbc-top')
+    third = harness.main([*argv[:5], "0,1,2", *argv[6:]])
+    assert third["new"] == 6 and third["skipped"] == 12
+
+
+def test_protocol_config_sets_few_shot_seed_and_subset(harness):
+    plan = harness.build_plan(
+        harness.parse_args(["--config", str(harness.CONFIG_DIR / "protocol.toml")])
+    )
+    sst2 = next(t for t in plan.tasks if t.name == "sst2")
+    assert sst2.seeds == [13, 21, 42, 87, 100] and sst2.test_limit == 500
+    assert harness.base_env_kwargs(plan, sst2, 21)["task_options"] == {"few_shot_seed": 21}
+    cells = list(plan.cells())
+    assert {c[0].name for c in cells[: 3 * len(sst2.policies)]} == {"sst2", "agnews", "squad"}
+    quick = harness.build_plan(harness.parse_args(["--quick"]))
+    assert [t.name for t in quick.tasks] == ["bbc-topic"] and len(quick.tasks[0].seeds) == 2
+
+
+def test_real_model_tiny_cell(harness, tmp_path):
+    """One tiny grid on the real default model (SmolLM2-135M): bbc-topic works offline."""
+    out = tmp_path / "real"
+    argv = [
+        "--tasks",
+        "bbc-topic",
+        "--policies",
+        "random,manual,ucb1",
+        "--seeds",
+        "0",
+        "--budget",
+        "8",
+        "--test-limit",
+        "3",
+        "--task-options",
+        '{"n_dev": 3}',
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    result = harness.main(argv)
+    assert result["new"] == 3
+    rows = {r["policy"]: r for r in _lines(out / "results.jsonl")}
+    assert set(rows) == {"random", "manual", "ucb1"}
+    for row in rows.values():
+        assert 0.0 <= row["test_score"] <= 1.0 and row["llm"] == "default"
+    assert rows["ucb1"]["llm_calls"] == 8 + 3
+    assert harness.main(argv)["skipped"] == 3
