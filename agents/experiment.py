@@ -103,7 +103,7 @@ def train(
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - start
-    llm = env.unwrapped._llm
+    llm = getattr(env.unwrapped, "_llm", None)  # None too for envs without a task LLM
     stats = llm.stats if llm is not None else None
     env.close()
     return TrainResult(
@@ -111,7 +111,7 @@ def train(
         log=log,
         curve=curve,
         wall_s=wall,
-        llm_calls=int(env.unwrapped.calls_used),
+        llm_calls=int(getattr(env.unwrapped, "calls_used", 0)),
         cache_hits=int(stats.cache_hits) if stats else 0,
         model_calls=int(stats.model_calls) if stats else 0,
     )

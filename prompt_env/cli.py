@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prompt-env",
         description="Prompt optimization as reinforcement learning: environments, agents, benchmarks.",
+        epilog=(
+            "examples:\n"
+            "  prompt-env list\n"
+            "  prompt-env train --env PromptEnv/BBCTopic-Select-Tabular-v0 --agent tabular-q --steps 300 "
+            "--out runs/tq\n"
+            "  prompt-env eval --run runs/tq --split test --limit 60\n"
+            "  prompt-env demo --steps 300 --n-test 60"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -391,6 +400,21 @@ def env_kind(env_id: str) -> str:
     return "other"
 
 
+def check_reward(env: Any, reward: str | None) -> None:
+    """Refuse a reward name that does not exist or does not fit the env's task kind."""
+    if reward is None:
+        return
+    from prompt_env.rewards import list_rewards
+    from prompt_env.scoring import resolve_reward
+
+    task = env.unwrapped.task
+    try:
+        resolve_reward(task, reward)
+    except (KeyError, ValueError) as error:
+        raise UsageError(str(error.args[0] if error.args else error),
+                         f"rewards for {task.kind} tasks: {', '.join(list_rewards(task.kind))}") from None
+
+
 _SECRET_KEY = re.compile(r"api[_-]?key|secret|password|passwd|authorization|credential|(^|_)token$|^headers$",
                          re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
@@ -433,14 +457,16 @@ def command_train(args: argparse.Namespace) -> int:
     agent_kwargs = parse_json_object(args.agent_kwargs, "--agent-kwargs")
     llm = check_llm_spec(args.llm if args.llm is not None else env_kwargs.pop("llm", "default"))
     env_kwargs.pop("llm", None)
-    check_env_kwargs(env_id, {**env_kwargs, "llm": llm})
+    # Envs that are not prompt envs (CartPole-v1, ...) take no task LLM.
+    llm_kwargs = {"llm": llm} if env_kind(env_id) != "other" else {}
+    check_env_kwargs(env_id, {**env_kwargs, **llm_kwargs})
     out = args.out or Path("runs") / f"{env_id.split('/')[-1]}-{agent_name}-seed{args.seed}"
 
     # Build the env and the agent once before training: a missing data dir, an
     # agent that does not fit the env's spaces or a bad agent option is a one-line
     # error here rather than a traceback in the middle of the progress bar.
     try:
-        probe = gym.make(env_id, **env_kwargs, llm=llm)
+        probe = gym.make(env_id, **env_kwargs, **llm_kwargs)
     except TypeError as error:
         raise UsageError(f"--env-kwargs: {env_id}: {error}", "check --env-kwargs") from None
     try:
@@ -450,6 +476,9 @@ def command_train(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(f"{agent_name} cannot run on {env_id}: {error}",
                          "tabular-q needs a -Tabular env id; `prompt-env list` shows the env kinds") from None
+    else:
+        if llm_kwargs:
+            check_reward(probe, env_kwargs.get("reward"))
     finally:
         probe.close()
 
@@ -459,7 +488,7 @@ def command_train(args: argparse.Namespace) -> int:
         "agent": agent_name,
         "steps": args.steps,
         "seed": args.seed,
-        "llm": redact(llm),
+        "llm": redact(llm) if llm_kwargs else None,
         "env_kwargs": redact(env_kwargs),
         "agent_kwargs": redact(agent_kwargs),
         "checkpoint_every": args.checkpoint_every,
@@ -467,14 +496,15 @@ def command_train(args: argparse.Namespace) -> int:
         "package_version": package_version(),
         "files": {"agent": AGENT_FILE, "metrics": METRICS_FILE},
     }
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)  # run files are private to the user
     save_json(record, out / RUN_FILE)
+    llm_note = f"task LLM {redact(llm)!r}, " if llm_kwargs else ""
     console.print(f"Training [bold]{agent_name}[/] on [bold]{env_id}[/] for {args.steps} steps "
-                  f"(task LLM {redact(llm)!r}, seed {args.seed}) -> {out}", highlight=False)
+                  f"({llm_note}seed {args.seed}) -> {out}", highlight=False)
     start = time.perf_counter()
     try:
         result = train(
-            env_id, agent_name, args.steps, seed=args.seed, env_kwargs={**env_kwargs, "llm": llm},
+            env_id, agent_name, args.steps, seed=args.seed, env_kwargs={**env_kwargs, **llm_kwargs},
             agent_kwargs=agent_kwargs, checkpoint=out / AGENT_FILE if args.checkpoint_every else None,
             checkpoint_every=args.checkpoint_every or 0,
         )
@@ -500,7 +530,8 @@ def command_train(args: argparse.Namespace) -> int:
     )
     save_json(record, out / RUN_FILE)
     console.print(train_summary(record, out))
-    console.print(f"Evaluate it with: prompt-env eval --run {out} --split test", highlight=False)
+    if llm_kwargs:
+        console.print(f"Evaluate it with: prompt-env eval --run {out} --split test", highlight=False)
     return 0
 
 
@@ -550,6 +581,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def command_eval(args: argparse.Namespace) -> int:
+    import gymnasium as gym
     from rich.console import Console
 
     from agents import load_agent
@@ -558,6 +590,10 @@ def command_eval(args: argparse.Namespace) -> int:
     console = Console()
     record = read_run(args.run)
     env_id = check_env_id(record["env_id"])
+    kind = env_kind(env_id)
+    if kind == "other":
+        raise UsageError(f"eval works on PromptEnv Select and Edit envs, not {env_id}",
+                         "evaluate other envs with agents.sb3.evaluate_sb3 or your own loop")
     llm = check_llm_spec(args.llm if args.llm is not None else record.get("llm", "default"))
     if "<redacted>" in json.dumps(llm):
         raise UsageError("the run's LLM spec had secrets, which run.json does not keep",
@@ -566,16 +602,17 @@ def command_eval(args: argparse.Namespace) -> int:
     if record.get("status", "finished") != "finished":
         console.print(f"[yellow]note:[/] run status is {record.get('status')!r}; evaluating its last checkpoint")
     env_kwargs = {k: v for k, v in record.get("env_kwargs", {}).items() if k != "reward"}
-    kind = env_kind(env_id)
+    probe = gym.make(env_id, **env_kwargs, llm=llm)  # reads the task: a missing data dir fails here
+    try:
+        check_reward(probe, args.reward)
+    finally:
+        probe.close()
     start = time.perf_counter()
     if kind == "select":
         rows = evaluate_select_run(env_id, agent, record, {**env_kwargs, "llm": llm}, args)
         extra: dict[str, Any] = {}
-    elif kind == "edit":
-        rows, extra = evaluate_edit_run(env_id, agent, {**env_kwargs, "llm": llm}, args)
     else:
-        raise UsageError(f"eval works on PromptEnv Select and Edit envs, not {env_id}",
-                         "evaluate other envs with agents.sb3.evaluate_sb3 or your own loop")
+        rows, extra = evaluate_edit_run(env_id, agent, {**env_kwargs, "llm": llm}, args)
     report = {
         "run": str(args.run),
         "env_id": env_id,
@@ -625,10 +662,13 @@ def evaluate_edit_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
     import numpy as np
 
     kwargs = {k: v for k, v in env_kwargs.items() if k not in ("split", "max_examples", "minibatch_size")}
-    kwargs.update(split=args.split, max_examples=args.limit, minibatch_size=args.limit or 1_000_000)
+    kwargs.update(split=args.split, max_examples=args.limit)
     if args.reward:
         kwargs["reward"] = args.reward
-    env = gym.make(env_id, **kwargs)
+    sizing = gym.make(env_id, **kwargs, minibatch_size=1)  # reads the task, calls no LLM
+    n_inputs = len(sizing.unwrapped.examples)
+    sizing.close()
+    env = gym.make(env_id, **kwargs, minibatch_size=n_inputs)
     start = time.perf_counter()
     obs, info = env.reset(seed=args.seed)
     n = len(env.unwrapped.examples)
