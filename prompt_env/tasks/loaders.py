@@ -202,6 +202,8 @@ def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise TaskFormatError(
                 f"{path} line {number}: invalid JSON ({error.msg} at column {error.colno})"
             ) from None
+        except RecursionError:
+            raise TaskFormatError(f"{path} line {number}: JSON nested too deeply to read") from None
         if not isinstance(record, dict):
             raise TaskFormatError(
                 f"{path} line {number}: expected a JSON object, found {type(record).__name__}"
@@ -402,6 +404,8 @@ def _load_json_document(path: Path) -> Any:
         raise TaskFormatError(
             f"{path} line {error.lineno}: invalid JSON ({error.msg} at column {error.colno})"
         ) from None
+    except RecursionError:
+        raise TaskFormatError(f"{path}: JSON nested too deeply to read") from None
 
 
 def read_bigbench_json(path: str | Path) -> LoadedExamples:
