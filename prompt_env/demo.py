@@ -31,7 +31,8 @@ def run_demo(
     out: Path = Path("runs/demo"),
     *,
     steps: int = 300,
-    n_test: int = 60,
+    n_test: int = 50,
+    n_dev: int = 30,
     seed: int = 0,
     llm: str | dict[str, Any] = "default",
     train_reward: str = "margin",
@@ -46,8 +47,8 @@ def run_demo(
     console.rule("[bold]prompt-env demo: which prompt should SmolLM2-135M use for BBC News topics?")
     console.print(
         f"Task bbc-topic (offline, BBC News corpus), task LLM {llm!r}. Agents train for {steps} "
-        f"steps on the train split (reward: {train_reward}); everything is scored on {n_test} "
-        "test articles (accuracy)."
+        f"steps on the train split (reward: {train_reward}); best-fixed-on-dev searches {n_dev} dev "
+        f"articles; everything is scored on {n_test} test articles (accuracy)."
     )
     trained = {}
     for policy, agent, kind in DEMO_AGENTS:
@@ -60,7 +61,7 @@ def run_demo(
     console.print("Scoring every prompt of the pool on dev and test (batched, cached) ...")
     rows, tables = evaluate_policies(
         f"PromptEnv/{DEMO_TASK}-Select-v0", trained, env_kwargs={"llm": llm}, split="test",
-        limit=n_test, reward="accuracy",
+        limit=n_test, dev_limit=n_dev, reward="accuracy",
     )
     rows.sort(key=lambda r: POLICY_ORDER.index(r["policy"]) if r["policy"] in POLICY_ORDER else 99)
     total = time.perf_counter() - start
