@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-v1
+INTEGRATION_STAMP := $(VENV)/.installed-integration-v1
 DATA ?= $(abspath ../shared/data)
 
 .PHONY: demo test test-slow test-integration lint bench clean-venv
@@ -26,6 +27,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# the server and ray extras (xllamacpp, ray[rllib]; ray pins gymnasium 1.2.2 in .venv)
+$(INTEGRATION_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install --quiet -e '.[server,ray]'
+	touch $(INTEGRATION_STAMP)
+
+test-integration: $(INTEGRATION_STAMP)
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -q -p no:cacheprovider -m integration tests/integration
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check prompt_env agents tests benchmarks

@@ -67,6 +67,8 @@ SCORE_METHODS = ("auto", "echo", "logit_bias", "generate-match")
 MISMATCH_LOGPROB = -1e9
 """Score of a choice that the generation did not match (``generate-match`` method)."""
 LOGIT_BIAS = 100
+TOP_LOGPROBS = 20
+"""Size of the unbiased top list read with each logit_bias request (vLLM's default cap)."""
 GENERATE_MATCH_TOKENS = 16
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _PROBE_TEXT = "The capital of France is Paris. The capital of Italy is"
@@ -131,8 +133,16 @@ class OpenAICompatLLM(LLM):
         max_backoff_s: float = 8.0,
         deadline_s: float = 120.0,
         jitter_seed: int = 0,
+        **unknown: Any,
     ) -> None:
         super().__init__()
+        if "api_key" in unknown:
+            raise LLMSpecError(
+                "do not put the API key in the LLM spec (it would be stored with the env spec); "
+                "set it in an environment variable and pass that variable's name as api_key_env"
+            )
+        if unknown:
+            raise LLMSpecError(f"unknown openai backend options {sorted(unknown)}")
         if score_method not in SCORE_METHODS:
             raise LLMSpecError(f"score_method must be one of {SCORE_METHODS}, got {score_method!r}")
         if not isinstance(model, str) or not model:
@@ -159,6 +169,7 @@ class OpenAICompatLLM(LLM):
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = -1
         self._choice_ids: dict[str, list[int]] = {}
+        self._top_list_unbiased: bool | None = None
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> str:
@@ -209,6 +220,7 @@ class OpenAICompatLLM(LLM):
         if conn is not None:
             conn.close()
         self._local.conn = None
+        self._local.used = 0
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -225,16 +237,23 @@ class OpenAICompatLLM(LLM):
 
     def _once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """One POST; returns the JSON object or raises _Retryable / _HTTPStatusError."""
-        conn = self._connection()
         payload = json.dumps(body).encode()
-        try:
-            conn.request("POST", self._root_path + path, body=payload, headers=self._headers())
-            response = conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as error:  # refused, reset, timeout
-            self._drop_connection()
-            kind = "timed out" if isinstance(error, (socket.timeout, TimeoutError)) else "connection failed"
-            raise _Retryable(f"{kind} ({type(error).__name__}: {error})") from error
+        for fresh_retry in (True, False):
+            conn = self._connection()
+            reused = getattr(self._local, "used", 0) > 0
+            try:
+                conn.request("POST", self._root_path + path, body=payload, headers=self._headers())
+                response = conn.getresponse()
+                raw = response.read()
+                self._local.used = getattr(self._local, "used", 0) + 1
+                break
+            except (OSError, http.client.HTTPException) as error:  # refused, reset, timeout
+                self._drop_connection()
+                timed_out = isinstance(error, (socket.timeout, TimeoutError))
+                if fresh_retry and reused and not timed_out:
+                    continue  # the server closed an idle keep-alive connection: retry at once
+                kind = "timed out" if timed_out else "connection failed"
+                raise _Retryable(f"{kind} ({type(error).__name__}: {error})") from error
         if response.getheader("Connection", "").lower() == "close":
             self._drop_connection()
         text = raw.decode("utf-8", errors="replace")
@@ -415,25 +434,45 @@ class OpenAICompatLLM(LLM):
         return row
 
     def _score_logit_bias(self, context: list[int], choice_ids: list[list[int]]) -> list[float]:
-        row = []
+        # Every (choice prefix, next token) the choices need, grouped by prefix: choices that
+        # share a prefix share its requests, and one answer's unbiased top list often holds
+        # the other choices' tokens too (then one request covers all single-token labels).
+        needed: dict[tuple[int, ...], dict[int, None]] = {}
         for ids in choice_ids:
-            total = 0.0
             for k, token in enumerate(ids):
-                total += self._biased_logprob(context + ids[:k], token)
-            row.append(total)
-        return row
+                needed.setdefault(tuple(ids[:k]), {})[token] = None
+        known: dict[tuple[int, ...], dict[int, float]] = {}
+        for prefix, targets in needed.items():
+            values = known.setdefault(prefix, {})
+            for token in targets:
+                if token not in values:
+                    values.update(self._biased_logprobs(context + list(prefix), token))
+        return [sum(known[tuple(ids[:k])][t] for k, t in enumerate(ids)) for ids in choice_ids]
 
-    def _biased_logprob(self, prompt_ids: list[int], token: int) -> float:
+    def _biased_logprobs(self, prompt_ids: list[int], token: int) -> dict[int, float]:
+        """Unbiased log-probs after ``prompt_ids``: of ``token`` and of the top list (if trusted)."""
+        use_top = self._top_list_trusted()
         body = {"model": self.model, "prompt": prompt_ids, "max_tokens": 1, "temperature": 0,
-                "seed": self.seed, "logprobs": 1, "logit_bias": {str(token): LOGIT_BIAS}}
-        got, logprob = self._post("/v1/completions", body, _first_token_logprob)
+                "seed": self.seed, "logprobs": TOP_LOGPROBS if use_top else 1,
+                "logit_bias": {str(token): LOGIT_BIAS}}
+        got, logprob, top = self._post("/v1/completions", body, _first_token_logprobs)
         if got is not None and got != token:
             raise LLMError(
                 f"OpenAI-compatible server {self.base_url} ignored logit_bias (asked for token "
                 f"{token}, got {got}); use score_method='generate-match'"
             )
         self._count(prompt_tokens=len(prompt_ids))
-        return logprob
+        values = dict(top) if use_top else {}
+        values[token] = logprob
+        return values
+
+    def _top_list_trusted(self) -> bool:
+        if self._top_list_unbiased is None:
+            context = self.tokenize(_PROBE_TEXT)
+            body = {"model": self.model, "prompt": context, "max_tokens": 1, "temperature": 0,
+                    "seed": self.seed, "logprobs": 1}
+            self._logit_bias_check(context, body)
+        return bool(self._top_list_unbiased)
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str) -> list[int]:
@@ -494,7 +533,8 @@ class OpenAICompatLLM(LLM):
     def _probe(self) -> str:
         try:
             context = self._post("/tokenize", self._tokenize_body(_PROBE_TEXT), _token_ids, probe=True)
-        except ServerRequestError:  # no /tokenize: neither log-prob method can address tokens
+        except ServerRequestError as error:  # no /tokenize: no log-prob method can address tokens
+            _reraise_refusal(error)
             return "generate-match"
         body = {"model": self.model, "prompt": context, "max_tokens": 1, "temperature": 0,
                 "seed": self.seed, "logprobs": 1}
@@ -502,21 +542,33 @@ class OpenAICompatLLM(LLM):
             values, _ = self._post("/v1/completions", {**body, "echo": True}, _echo_logprobs, probe=True)
             if len(values) >= len(context) and all(v is not None for v in values[1 : len(context)]):
                 return "echo"
-        except ServerRequestError:
-            pass
-        return "logit_bias" if self._logit_bias_is_unbiased(context, body) else "generate-match"
+        except ServerRequestError as error:
+            _reraise_refusal(error)
+        return "logit_bias" if self._logit_bias_check(context, body) else "generate-match"
 
-    def _logit_bias_is_unbiased(self, context: list[int], body: dict[str, Any]) -> bool:
-        """True when a biased token's reported log-prob is its unbiased one (not about 0)."""
+    def _logit_bias_check(self, context: list[int], body: dict[str, Any]) -> bool:
+        """True when a biased token's reported log-prob is its unbiased one (not about 0).
+
+        Also records whether the top list of a biased answer is the unbiased one (its first
+        entry is the unbiased argmax with the same log-prob): then scoring reads other
+        choices' tokens from it instead of asking for each.
+        """
         try:
-            top, top_logprob = self._post("/v1/completions", body, _first_token_logprob, probe=True)
+            top, top_logprob, _ = self._post("/v1/completions", body, _first_token_logprobs, probe=True)
             other = self.tokenize(" zebra")[0]
             if other == top:
                 return False
-            biased = {**body, "logit_bias": {str(other): LOGIT_BIAS}}
-            got, logprob = self._post("/v1/completions", biased, _first_token_logprob, probe=True)
-        except ServerRequestError:
+            biased = {**body, "logit_bias": {str(other): LOGIT_BIAS}, "logprobs": TOP_LOGPROBS}
+            got, logprob, top_list = self._post("/v1/completions", biased, _first_token_logprobs,
+                                                probe=True)
+        except ServerRequestError as error:
+            _reraise_refusal(error)
+            self._top_list_unbiased = False
             return False
+        self._top_list_unbiased = (
+            top is not None and top in top_list and abs(top_list[top] - top_logprob) < 1e-3
+            and max(top_list.values()) <= top_list[top]
+        )
         return got == other and logprob < top_logprob and logprob < -1.0
 
     def close(self) -> None:
@@ -525,6 +577,12 @@ class OpenAICompatLLM(LLM):
         if executor is not None:
             executor.shutdown(wait=False)
         self._drop_connection()
+
+
+def _reraise_refusal(error: ServerRequestError) -> None:
+    """While probing, a missing feature means "try the next method"; a refused key does not."""
+    if error.status in (401, 403):
+        raise error
 
 
 # ---------------------------------------------------------------------- parsing
@@ -584,17 +642,25 @@ def _token_ids(data: dict[str, Any]) -> list[int]:
     return ids
 
 
-def _first_token_logprob(data: dict[str, Any]) -> tuple[int | None, float]:
-    """(token id or None, log-prob) of the first generated token, llama.cpp or legacy format."""
+def _first_token_logprobs(data: dict[str, Any]) -> tuple[int | None, float, dict[int, float]]:
+    """(token id or None, log-prob, {id: log-prob} top list) of the first generated token.
+
+    Reads the llama.cpp format (``logprobs.content``, with token ids) and the legacy
+    completions format (``token_logprobs``; no ids, so no top list).
+    """
     logprobs = data["choices"][0]["logprobs"]
-    if "content" in logprobs:  # chat-style (llama.cpp server)
+    top: dict[int, float] = {}
+    if "content" in logprobs:
         entry = logprobs["content"][0]
         token, value = entry.get("id"), float(entry["logprob"])
-    else:  # legacy completions format: no ids, only strings
+        for item in entry.get("top_logprobs") or []:
+            if isinstance(item.get("id"), int) and np.isfinite(float(item["logprob"])):
+                top[item["id"]] = min(0.0, float(item["logprob"]))
+    else:
         token, value = None, float(logprobs["token_logprobs"][0])
     if not np.isfinite(value) or value > 1e-6:
         raise ValueError(f"log-prob {value} is not a finite value <= 0")
-    return token, value
+    return token, min(0.0, value), top
 
 
 def _echo_logprobs(data: dict[str, Any]) -> tuple[list[float | None], int]:

@@ -193,6 +193,18 @@ def wait_healthy(base_url: str, timeout_s: float, process: subprocess.Popen[byte
     raise LLMError(f"server {base_url} was not healthy after {timeout_s:.0f} s (last: {last})")
 
 
+def server_metrics(base_url: str) -> dict[str, float]:
+    """The llama.cpp server's counters from ``/metrics`` (e.g. ``prompt_tokens_total``)."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name.removeprefix("llamacpp:")] = float(value)
+    return values
+
+
 def _default_gguf() -> Path:
     from prompt_env.llm.hf import default_gguf_path
 
@@ -224,6 +236,7 @@ def serve(
     params.hostnames = [HOST]
     params.port = port
     params.warmup = False
+    params.endpoint_metrics = True  # Prometheus counters at /metrics (requests, tokens)
     if api_key:
         params.api_keys = [api_key]
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
