@@ -34,10 +34,10 @@ $(INTEGRATION_STAMP): $(STAMP) pyproject.toml
 	touch $(INTEGRATION_STAMP)
 
 test-integration: $(INTEGRATION_STAMP)
-	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -q -p no:cacheprovider -m integration tests/integration
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check prompt_env agents tests benchmarks
+	$(VENV)/bin/ruff check prompt_env agents tests benchmarks examples
 
 clean-venv:
 	rm -rf $(VENV)
