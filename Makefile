@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-v1
+SERVER_STAMP := $(VENV)/.installed-server-v1
 INTEGRATION_STAMP := $(VENV)/.installed-integration-v1
 DATA ?= $(abspath ../shared/data)
 
@@ -22,19 +23,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/prompt-env demo
 
-test: $(STAMP)
+# the server extra (xllamacpp, a prebuilt llama.cpp server): the fault-injection suite needs a real server
+$(SERVER_STAMP): $(STAMP) pyproject.toml
+	$(PIP) install --quiet -e '.[server]'
+	touch $(SERVER_STAMP)
+
+test: $(SERVER_STAMP)
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration/test_faults.py
 
 test-slow: $(STAMP)
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider -m slow
 
 # the server and ray extras (xllamacpp, ray[rllib]; ray pins gymnasium 1.2.2 in .venv)
-$(INTEGRATION_STAMP): $(STAMP) pyproject.toml
+$(INTEGRATION_STAMP): $(SERVER_STAMP) pyproject.toml
 	$(PIP) install --quiet -e '.[server,ray]'
 	touch $(INTEGRATION_STAMP)
 
 test-integration: $(INTEGRATION_STAMP)
-	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration/test_server.py tests/integration/test_rllib.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check prompt_env agents tests benchmarks examples

@@ -16,7 +16,7 @@ The last line printed is one JSON object with ``faults_injected``,
 ``runs_identical``, ``kill_trials``, ``kill_trials_intact``, ``writers`` and
 ``writer_errors`` (plus details).
 
-    PROMPT_ENV_THREADS=1 python benchmarks/reliability.py --kill-trials 15
+    PROMPT_ENV_THREADS=1 python benchmarks/reliability.py --kill-trials 20
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def fault_trial(fault_rate: float, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kill-trials", type=int, default=15)
+    parser.add_argument("--kill-trials", type=int, default=20)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--fault-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=20240601)

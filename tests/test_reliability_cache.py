@@ -166,7 +166,7 @@ def run_cache_kill_trials(path: Path, trials: int, seed: int) -> dict[str, int]:
 
 
 def test_cache_survives_kill_9_at_random_points(tmp_path):
-    result = run_cache_kill_trials(tmp_path / "cache.sqlite", trials=10, seed=20240601)
+    result = run_cache_kill_trials(tmp_path / "cache.sqlite", trials=20, seed=20240601)
     assert result["kill_trials_intact"] == 10
     assert result["batches_committed"] > 10  # the kills did land while writing
 
