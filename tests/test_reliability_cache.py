@@ -166,8 +166,10 @@ def run_cache_kill_trials(path: Path, trials: int, seed: int) -> dict[str, int]:
 
 
 def test_cache_survives_kill_9_at_random_points(tmp_path):
-    result = run_cache_kill_trials(tmp_path / "cache.sqlite", trials=20, seed=20240601)
-    assert result["kill_trials_intact"] == 10
+    trials = 20
+    result = run_cache_kill_trials(tmp_path / "cache.sqlite", trials=trials, seed=20240601)
+    assert result["kill_trials"] == trials
+    assert result["kill_trials_intact"] == trials
     assert result["batches_committed"] > 10  # the kills did land while writing
 
 
