@@ -214,17 +214,12 @@ class PromptEnvBase(gym.Env):
             return evaluate(self.llm, self.task, pairs, self.reward_name, self.max_new_tokens)
         except BudgetExhausted:
             raise
-        except PromptEnvError as error:
-            first = prompt_as_text(pairs[0][0].render(pairs[0][1], self.task)) if pairs else ""
+        except Exception as error:  # a backend failure is never a silent zero reward
+            prompt, example = pairs[0]
+            text = prompt_as_text(prompt.render(example, self.task))
+            what = "failed" if isinstance(error, PromptEnvError) else f"raised {type(error).__name__}"
             raise LLMError(
-                f"{self.env_id}: the task LLM failed on prompt {pairs[0][0].name!r} "
-                f"({first[:120]!r}...): {error}"
-            ) from error
-        except Exception as error:  # backend crashed: never a silent zero reward
-            first = prompt_as_text(pairs[0][0].render(pairs[0][1], self.task)) if pairs else ""
-            raise LLMError(
-                f"{self.env_id}: the task LLM raised {type(error).__name__} on prompt "
-                f"{pairs[0][0].name!r} ({first[:120]!r}...): {error}"
+                f"{self.env_id}: the task LLM {what} on prompt {prompt.name!r} ({text[:120]!r}...): {error}"
             ) from error
 
     def llm_info(self) -> dict[str, Any]:
