@@ -167,11 +167,12 @@ class PhaseStats:
     wall_s: float
 
 
-def timed_table(env: Any, split: str, limit: int | None, reward: str | None) -> tuple[np.ndarray, PhaseStats]:
+def timed_table(env: Any, split: str, limit: int | None, reward: str | None,
+                on_progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, PhaseStats]:
     llm = env.llm
     before = llm.stats.as_dict()
     start = time.perf_counter()
-    table = env.score_table(split, reward=reward, limit=limit)
+    table = env.score_table(split, reward=reward, limit=limit, on_progress=on_progress)
     after = llm.stats.as_dict()
     return table, PhaseStats(
         calls=after["calls"] - before["calls"],
@@ -190,6 +191,7 @@ def evaluate_policies(
     reward: str | None = None,
     table_hook: Callable[[str], None] | None = None,
     dev_limit: int | None = None,
+    table_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Evaluate trained agents and the baselines on ``split`` from score tables.
 
@@ -197,15 +199,21 @@ def evaluate_policies(
     from the split's score table (computed once, batched and cached). Returns
     one row per policy and the tables. ``limit`` and ``dev_limit`` keep only
     the first inputs of ``split`` and of dev (the dev table chooses
-    best-fixed-on-dev).
+    best-fixed-on-dev). ``table_progress(split, done, total)`` reports the
+    (prompt, input) pairs scored while the tables are computed.
     """
     env = gym.make(env_id, **(env_kwargs or {})).unwrapped
     if table_hook:
         table_hook("dev")
-    dev_table, dev_phase = timed_table(env, "dev", dev_limit, reward)
+    def reporter(name: str) -> Callable[[int, int], None] | None:
+        if table_progress is None:
+            return None
+        return lambda done, total: table_progress(name, done, total)
+
+    dev_table, dev_phase = timed_table(env, "dev", dev_limit, reward, reporter("dev"))
     if table_hook:
         table_hook(split)
-    test_table, test_phase = timed_table(env, split, limit, reward)
+    test_table, test_phase = timed_table(env, split, limit, reward, reporter(split))
     n_test, k = test_table.shape
     baselines = {p.policy: p for p in all_baselines(dev_table, test_table)}
     rows: list[dict[str, Any]] = []

@@ -280,6 +280,8 @@ class TaskSeedCell:
         self._baselines: dict[str, dict[str, Any]] | None = None
         self._test_table: np.ndarray | None = None
         self._observations: dict[bool, list[Any]] = {}
+        self.table_progress: Any = None
+        """Optional ``(split, done, total)`` callback while the score tables are computed."""
 
     def _metric(self) -> str:
         return gym.make(env_id(self.task.name, "Select"), **self.env_kwargs).unwrapped.task.metric
@@ -296,6 +298,7 @@ class TaskSeedCell:
                 split="test",
                 limit=self.task.test_limit,
                 reward=self.metric,
+                table_progress=self.table_progress,
             )
             self._baselines = {r["policy"]: r for r in rows}
             self._test_table = tables["test"]
@@ -531,11 +534,25 @@ def run_grid(plan: Plan) -> dict[str, Any]:
     current: TaskSeedCell | None = None
     with progress:
         bar = progress.add_task("grid", total=len(cells), completed=skipped)
+        table_bar = progress.add_task("score tables", total=1, visible=False)
+
+        last_line = [0.0]
+
+        def on_table(split: str, done: int, total: int) -> None:
+            progress.update(table_bar, description=f"  {split} score table (prompt x input pairs)",
+                            completed=done, total=max(total, 1), visible=done < total)
+            # a log file gets no live bar: a line at most every 30 s instead
+            if plan.progress and not console.is_terminal and done and (
+                done == total or time.monotonic() - last_line[0] > 30
+            ):
+                last_line[0] = time.monotonic()
+                console.print(f"  {split} score table: {done}/{total} prompt x input pairs")
         for task, seed, policy in cells:
             if cell_key(task.name, policy, seed) in done:
                 continue
             if current is None or (current.task.name, current.seed) != (task.name, seed):
                 current = TaskSeedCell(plan, task, seed)
+                current.table_progress = on_table
             progress.update(bar, description=f"{task.name} seed {seed}: {policy}")
             row = run_policy(current, policy)
             append_row(results, row)

@@ -10,7 +10,7 @@ LLM calls.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -200,14 +200,31 @@ def score_matrix(
     prompts: Sequence[Prompt],
     examples: Sequence[Example],
     reward: str | Reward | None = None,
+    *,
+    chunk_size: int = 64,
+    on_progress: Callable[[int, int], None] | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Rewards of every prompt on every example, shape ``(len(examples), len(prompts))``.
 
-    One :func:`evaluate` call over all pairs (so one LLM call per prompt
-    group). ``options`` go to :func:`evaluate` (``max_new_tokens``).
+    Scored ``chunk_size`` examples at a time (every prompt on the chunk, so
+    one LLM call per prompt group per chunk): a cached LLM stores each chunk
+    as it finishes, so an interrupted table resumes from its last chunk.
+    ``on_progress(done, total)`` is called with the pairs scored so far.
+    ``options`` go to :func:`evaluate` (``max_new_tokens``).
     """
-    pairs = [(prompt, example) for example in examples for prompt in prompts]
-    outcomes = evaluate(llm, task, pairs, reward=reward, **options)
-    values = np.array([o.score for o in outcomes], dtype=np.float64)
-    return values.reshape(len(examples), len(prompts))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    total = len(examples) * len(prompts)
+    values = np.zeros((len(examples), len(prompts)), dtype=np.float64)
+    if on_progress is not None:
+        on_progress(0, total)
+    for start in range(0, len(examples), chunk_size):
+        chunk = examples[start : start + chunk_size]
+        pairs = [(prompt, example) for example in chunk for prompt in prompts]
+        outcomes = evaluate(llm, task, pairs, reward=reward, **options)
+        scores = np.array([o.score for o in outcomes], dtype=np.float64)
+        values[start : start + len(chunk)] = scores.reshape(len(chunk), len(prompts))
+        if on_progress is not None:
+            on_progress((start + len(chunk)) * len(prompts), total)
+    return values

@@ -113,3 +113,29 @@ def test_real_model_manual_sentiment_prompt(default_llm) -> None:
     outcomes = evaluate(default_llm, task, [(manual, e) for e in task.split("test")])
     right = sum(o.correct for o in outcomes)
     assert right >= 6, [(o.prediction, o.reference) for o in outcomes]
+
+
+def test_score_matrix_chunks_match_one_call_and_store_each_chunk(tmp_path) -> None:
+    """Chunked scoring gives the one-call table; each finished chunk is already in the cache."""
+    from prompt_env.llm.cache import CachedLLM
+
+    task = sentiment_task()
+    prompts = task.prompt_pool.candidates[:4]
+    examples = list({e.text: e for split in ("train", "dev", "test") for e in task.split(split)}.values())
+    whole = score_matrix(FakeLLM(), task, prompts, examples, reward="margin", chunk_size=len(examples))
+    seen: list[tuple[int, int]] = []
+    cached = CachedLLM(FakeLLM(), tmp_path / "r.sqlite")
+    chunked = score_matrix(cached, task, prompts, examples, reward="margin", chunk_size=3,
+                           on_progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(chunked, whole)
+    total = len(examples) * len(prompts)
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) == 1 + -(-len(examples) // 3)
+    # a second pass is served from the cache only
+    model_calls = cached.inner.stats.calls
+    assert model_calls == total
+    again = score_matrix(cached, task, prompts, examples, reward="margin", chunk_size=5)
+    np.testing.assert_array_equal(again, whole)
+    assert cached.inner.stats.calls == model_calls  # nothing new reached the model
+    with pytest.raises(ValueError, match="chunk_size"):
+        score_matrix(FakeLLM(), task, prompts, examples, chunk_size=0)

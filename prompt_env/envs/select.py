@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -243,16 +244,20 @@ class PromptSelectEnv(PromptEnvBase):
 
     # -------------------------------------------------- baselines and analysis
     def score_table(self, split: str | None = None, reward: str | None = None,
-                    limit: int | None = None) -> np.ndarray:
+                    limit: int | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Reward of every prompt on every input of a split: shape ``(n_inputs, K)``.
 
-        One batched LLM call per prompt group (cached); used by the baselines
-        (manual, best-fixed-on-dev, per-query oracle) and by analyses.
+        Batched LLM calls per prompt group over chunks of inputs (each chunk
+        cached as it finishes); used by the baselines (manual,
+        best-fixed-on-dev, per-query oracle) and by analyses.
+        ``on_progress(done, total)`` reports the (prompt, input) pairs scored.
         """
         examples = self.task.split(split) if split else self.examples
         if limit is not None:
             examples = examples[:limit]
-        return score_matrix(self.llm, self.task, self.prompts, examples, reward or self.reward_name)
+        return score_matrix(self.llm, self.task, self.prompts, examples, reward or self.reward_name,
+                            on_progress=on_progress)
 
     def observe_all(self, split: str | None = None, limit: int | None = None) -> list[Any]:
         """Observations of every input of a split (for evaluating a policy without stepping)."""
