@@ -82,6 +82,45 @@ def test_prefix_boundary_tokens_are_the_plain_tokens(default_backend):
     assert np.abs(fast - naive).max() <= 1e-3
 
 
+def test_prompt_cache_serves_one_pair_calls(default_backend):
+    """One (prompt, input) per call, as an env step makes it: after the second call the
+    shared instruction and exemplars come from the prefix cache, and scores stay exact."""
+    from prompt_env.llm.hf import HFCausalLM
+
+    llm = HFCausalLM(default_backend.model, default_backend.tokenizer, name="t", identity="t")
+    prompts = [sentiment_prompt(s) for s, _ in CLEAR_CUT]
+    one_by_one = np.vstack([llm.score([p], LABELS) for p in prompts])
+    naive = default_backend.score_naive(prompts, LABELS)
+    assert np.abs(one_by_one - naive).max() <= 1e-3
+    assert len(llm.prefix_cache) >= 1 and llm.prefix_cache.hits >= len(prompts) - 2
+    full = sum(len(llm.encode(p)) for p in prompts)
+    assert llm.stats.prompt_tokens < 0.6 * full  # the model read the shared part about twice, not six times
+
+    off = HFCausalLM(default_backend.model, default_backend.tokenizer, name="t", identity="t",
+                     prefix_cache_tokens=0)
+    plain = np.vstack([off.score([p], LABELS) for p in prompts])
+    assert np.abs(plain - naive).max() <= 1e-3
+    assert len(off.prefix_cache) == 0 and off.stats.prompt_tokens == full
+    with pytest.raises(ValueError, match="prefix_cache_tokens"):
+        HFCausalLM(default_backend.model, default_backend.tokenizer, name="t", identity="t",
+                   prefix_cache_tokens=-1)
+
+
+def test_prefix_cache_is_bounded_in_tokens():
+    from prompt_env.llm.hf import PrefixCache
+
+    cache = PrefixCache(10)
+    cache.put((1, 2, 3, 4), ["a"])
+    cache.put((1, 2, 3, 4, 5, 6), ["b"])
+    assert cache.longest_prefix_of([1, 2, 3, 4, 5, 6, 7]) == (1, 2, 3, 4, 5, 6)
+    assert cache.longest_prefix_of([1, 2, 3, 4, 5, 6]) == (1, 2, 3, 4)  # one token stays outside
+    assert cache.longest_prefix_of([9, 9]) is None
+    cache.put((7, 8, 9), ["c"])  # 13 tokens > 10: the least recently used entry goes
+    assert cache.tokens <= 10 and cache.get((1, 2, 3, 4, 5, 6)) is None and cache.get((7, 8, 9)) == ["c"]
+    cache.put(tuple(range(11)), ["too long"])
+    assert len(cache) == 2
+
+
 def test_chat_prompts_go_through_the_chat_template(default_backend):
     chat = [{"role": "user", "content": "Say hello."}]
     text = default_backend.prompt_text(chat)

