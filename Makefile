@@ -8,7 +8,7 @@ SERVER_STAMP := $(VENV)/.installed-server-v1
 INTEGRATION_STAMP := $(VENV)/.installed-integration-v1
 DATA ?= $(abspath ../shared/data)
 
-.PHONY: demo test test-slow test-integration lint bench clean-venv
+.PHONY: demo test test-envs test-slow test-integration lint bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ $(SERVER_STAMP): $(STAMP) pyproject.toml
 test: $(SERVER_STAMP)
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration/test_faults.py
+
+# the env contract (gymnasium + SB3 check_env, determinism, pickle, spec, render) of every
+# registered id on the real default model; `make test` runs it on the real model for one
+# task per family and on the fake LLM for the rest
+test-envs: $(STAMP)
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} PROMPT_ENV_REAL_ALL=1 $(PY) -m pytest -q -p no:cacheprovider --durations=5 tests/test_envs.py -k test_registered_env_contract
 
 test-slow: $(STAMP)
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider -m slow

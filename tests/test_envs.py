@@ -4,16 +4,19 @@ Per id: gymnasium's check_env, stable-baselines3's check_env, a two-env
 same-seed rollout, a pickle round-trip, spec JSON round-trip and every render
 mode. Catalog tasks that need the shared data dir skip when it is absent.
 
-The real default model runs the contract for one task of every family
-(topic and sentiment classification, headline generation, QA, translation,
-instruction following) under all four env kinds. The other catalog tasks
-share those env classes and differ only in their data and prompt pool, so
-their contract runs on the deterministic fake LLM to keep `make test` within
-its time limit on 2 cores; their data and pools are still the real ones.
+In `make test` the real default model runs the contract for one task of
+every family (topic and sentiment classification, headline generation, QA,
+translation, instruction following) under all four env kinds. The other
+catalog tasks share those env classes and differ only in their data and
+prompt pool, so there their contract runs on the deterministic fake LLM to
+keep `make test` within its time limit on 2 cores (their data and pools are
+still the real ones). `make test-envs` sets ``PROMPT_ENV_REAL_ALL=1`` and runs
+the contract of every registered id on the real default model; CI runs it.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 
@@ -43,6 +46,7 @@ ALLOWED_WARNINGS = (
 
 
 REAL_MODEL_TASKS = {"BBCTopic", "BBCHeadline", "SST2", "SQuAD", "IITranslationEnDe", "IIAntonyms"}
+REAL_ALL = os.environ.get("PROMPT_ENV_REAL_ALL") == "1"
 
 
 def task_of(env_id: str) -> str:
@@ -51,7 +55,7 @@ def task_of(env_id: str) -> str:
 
 def small_kwargs(env_id: str) -> dict:
     kwargs = {"max_examples": 6, "max_new_tokens": 6}
-    if task_of(env_id) not in REAL_MODEL_TASKS:
+    if not REAL_ALL and task_of(env_id) not in REAL_MODEL_TASKS:
         kwargs["llm"] = "fake"
     if "-Edit" in env_id:
         kwargs.update(minibatch_size=2, max_edits=3, n_candidates=2)
@@ -96,7 +100,6 @@ def env_id(request, shared_data_dir_or_none):
 
 @pytest.fixture(scope="session")
 def shared_data_dir_or_none():
-    import os
     from pathlib import Path
 
     path = Path(os.environ.get("PROMPT_ENV_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
