@@ -1,0 +1,120 @@
+"""Why per-query learners trail best-fixed-on-dev in the 16-shot protocol, and one lever.
+
+    python benchmarks/contextual_levers.py --task sst2 --seeds 13,21,42 --data-dir ../shared/data
+
+For each few-shot seed it trains DQN on the Select env exactly as the
+protocol does (300 LLM calls on the 16-shot train split, margin reward),
+once on the default hashed bag-of-words observation and once on the task
+LLM's own mean-pooled hidden states (``encoder="llm"``), and scores both
+greedy policies on the protocol's fixed test subset from the test score
+table. It also prints the diagnostic behind the gap: for the prompt the
+hashing DQN picks most often on test (outside the best-on-train prompt), its
+mean training reward on the inputs where DQN chose it, next to that prompt's
+mean reward over every train input. A large difference means the learner
+memorised which prompt's label bias matches each train input's label, which
+does not transfer to unseen inputs.
+
+The last line is one JSON object: per seed, both test scores, best-fixed-on-dev
+and the diagnostic numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import prompt_env  # noqa: E402,F401  (registers the env ids)
+from agents.baselines import score_of_choices  # noqa: E402
+from agents.experiment import train  # noqa: E402
+from prompt_env.tasks.catalog import TASK_CATALOG  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="sst2", choices=["sst2", "agnews"])
+    parser.add_argument("--seeds", default="13,21,42", help="comma-separated 16-shot seeds")
+    parser.add_argument("--budget", type=int, default=300, help="training LLM calls (env steps)")
+    parser.add_argument("--test-limit", type=int, default=500, help="first N test examples")
+    parser.add_argument("--data-dir", default=None, help="data directory (else $PROMPT_ENV_DATA)")
+    return parser.parse_args(argv)
+
+
+def run_seed(task: str, seed: int, budget: int, test_limit: int, data_dir: str | None) -> dict[str, Any]:
+    env_id = f"PromptEnv/{TASK_CATALOG[task].env_name}-Select-v0"
+    kwargs: dict[str, Any] = {"task_options": {"few_shot_seed": seed}}
+    if data_dir:
+        kwargs["data_dir"] = data_dir
+    env = gym.make(env_id, **kwargs).unwrapped
+    test_table = env.score_table("test", reward="accuracy", limit=test_limit)
+    dev_table = env.score_table("dev", reward="accuracy")
+    train_table = env.score_table("train", reward="margin")
+    best_fixed = int(np.argmax(dev_table.mean(axis=0)))
+    result: dict[str, Any] = {
+        "seed": seed,
+        "best_fixed_on_dev": round(float(test_table[:, best_fixed].mean()), 4),
+    }
+    for label, extra in (("hashing", {}), ("llm", {"encoder": "llm"})):
+        trained = train(env_id, "dqn", budget, seed=seed, progress=False,
+                        env_kwargs={**kwargs, **extra, "split": "train", "reward": "margin"})
+        observer = gym.make(env_id, **kwargs, **extra).unwrapped
+        choices = [int(trained.agent.act(o, greedy=True)) for o in observer.observe_all("test", test_limit)]
+        result[f"dqn_{label}"] = round(score_of_choices(test_table, choices), 4)
+        result[f"dqn_{label}_counts"] = np.bincount(choices, minlength=test_table.shape[1]).tolist()
+        if label == "hashing":
+            buffer = trained.agent.buffer
+            actions, rewards = buffer.actions[: buffer.size], buffer.rewards[: buffer.size]
+            counts = np.bincount(choices, minlength=test_table.shape[1])
+            counts[int(np.argmax(train_table.mean(axis=0)))] = -1
+            picked = int(np.argmax(counts))
+            chosen = actions == picked
+            result["diagnostic"] = {
+                "prompt": env.prompts[picked].name,
+                "test_choices": int(counts[picked]),
+                "train_reward_where_chosen": round(float(rewards[chosen].mean()), 3) if chosen.any() else None,
+                "times_chosen_in_training": int(chosen.sum()),
+                "train_reward_all_inputs": round(float(train_table[:, picked].mean()), 3),
+                "test_accuracy_of_prompt": round(float(test_table[:, picked].mean()), 3),
+            }
+    return result
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    if args.data_dir:
+        os.environ["PROMPT_ENV_DATA"] = str(Path(args.data_dir).resolve())
+    console = Console(stderr=True, width=160)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    results = []
+    table = Table(title=f"{args.task}: DQN on the Select env, {args.budget} training calls, test accuracy")
+    for column in ("seed", "best-fixed-on-dev", "DQN hashing", "DQN llm encoder",
+                   "prompt DQN over-picks", "its train reward: where chosen / all inputs", "its test acc"):
+        table.add_column(column, justify="right")
+    for seed in seeds:
+        console.print(f"seed {seed} ...")
+        r = run_seed(args.task, seed, args.budget, args.test_limit, args.data_dir)
+        results.append(r)
+        d = r["diagnostic"]
+        table.add_row(str(seed), f"{r['best_fixed_on_dev']:.3f}", f"{r['dqn_hashing']:.3f}", f"{r['dqn_llm']:.3f}",
+                      f"{d['prompt']} ({d['test_choices']}x)",
+                      f"{d['train_reward_where_chosen']} / {d['train_reward_all_inputs']}",
+                      f"{d['test_accuracy_of_prompt']:.3f}")
+    console.print(table)
+    print(json.dumps({"task": args.task, "budget": args.budget, "test_limit": args.test_limit, "seeds": results}))
+    return results
+
+
+if __name__ == "__main__":
+    main()
