@@ -15,7 +15,10 @@ split (``few_shot_seed``); for other tasks it seeds the agent only.
 
 Every finished (task, policy, seed) cell is appended as one JSON line to
 ``<out>/results.jsonl`` (flushed and fsynced), so an interrupted run resumes
-where it stopped and a rerun of a finished grid does no new cells. From all
+where it stopped and a rerun of a finished grid does no new cells. Several
+harness processes may work on one ``--out`` at once (e.g. one per core): each
+claims a (task, seed) in ``<out>/.claims`` before running its cells, skips
+those another live process holds, and takes over claims of dead ones. From all
 rows present the harness (re)writes ``results.md`` (mean ± std over seeds),
 ``score_vs_calls.png`` and ``learning_curves.png``.
 
@@ -249,6 +252,51 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 
 def cell_key(task: str, policy: str, seed: int) -> tuple[str, str, int]:
     return (task, policy, int(seed))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def claim(out: Path, task: str, seed: int) -> bool:
+    """Claim a (task, seed) for this process, so parallel harness runs on one grid never
+    duplicate its cells. A claim left by a dead process is taken over."""
+    claims = out / ".claims"
+    claims.mkdir(exist_ok=True)
+    path = claims / f"{task}-{seed}.pid"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                owner = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner == os.getpid():
+                return True
+            if owner and _pid_alive(owner):
+                return False
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release(out: Path, task: str, seed: int) -> None:
+    path = out / ".claims" / f"{task}-{seed}.pid"
+    try:
+        if int(path.read_text().strip() or 0) == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
 
 
 # --------------------------------------------------------------------------- one (task, seed)
@@ -532,10 +580,10 @@ def run_grid(plan: Plan) -> dict[str, Any]:
         disable=not plan.progress,
     )
     current: TaskSeedCell | None = None
+    busy: set[tuple[str, int]] = set()  # (task, seed) claimed by another harness process
     with progress:
         bar = progress.add_task("grid", total=len(cells), completed=skipped)
         table_bar = progress.add_task("score tables", total=1, visible=False)
-
         last_line = [0.0]
 
         def on_table(split: str, done: int, total: int) -> None:
@@ -547,23 +595,41 @@ def run_grid(plan: Plan) -> dict[str, Any]:
             ):
                 last_line[0] = time.monotonic()
                 console.print(f"  {split} score table: {done}/{total} prompt x input pairs")
-        for task, seed, policy in cells:
-            if cell_key(task.name, policy, seed) in done:
-                continue
-            if current is None or (current.task.name, current.seed) != (task.name, seed):
-                current = TaskSeedCell(plan, task, seed)
-                current.table_progress = on_table
-            progress.update(bar, description=f"{task.name} seed {seed}: {policy}")
-            row = run_policy(current, policy)
-            append_row(results, row)
-            rows.append(row)
-            done.add(cell_key(task.name, policy, seed))
-            new += 1
-            progress.advance(bar)
-            console.print(
-                f"{task.name} seed {seed} {policy:>20}: {row['metric']} {row['test_score']:.3f}, "
-                f"{row['llm_calls']} LLM calls, {row['wall_s']:.1f} s"
-            )
+
+        try:
+            for task, seed, policy in cells:
+                if cell_key(task.name, policy, seed) in done or (task.name, seed) in busy:
+                    continue
+                if current is None or (current.task.name, current.seed) != (task.name, seed):
+                    if current is not None:
+                        release(plan.out, current.task.name, current.seed)
+                        current = None
+                    if not claim(plan.out, task.name, seed):
+                        busy.add((task.name, seed))
+                        console.print(f"{task.name} seed {seed}: another harness process has it; skipped")
+                        continue
+                    # rows another process appended since this one started
+                    done |= {cell_key(r["task"], r["policy"], r["seed"]) for r in read_rows(results)}
+                    if cell_key(task.name, policy, seed) in done:
+                        release(plan.out, task.name, seed)
+                        continue
+                    current = TaskSeedCell(plan, task, seed)
+                    current.table_progress = on_table
+                progress.update(bar, description=f"{task.name} seed {seed}: {policy}")
+                row = run_policy(current, policy)
+                append_row(results, row)
+                rows.append(row)
+                done.add(cell_key(task.name, policy, seed))
+                new += 1
+                progress.advance(bar)
+                console.print(
+                    f"{task.name} seed {seed} {policy:>20}: {row['metric']} {row['test_score']:.3f}, "
+                    f"{row['llm_calls']} LLM calls, {row['wall_s']:.1f} s"
+                )
+        finally:
+            if current is not None:
+                release(plan.out, current.task.name, current.seed)
+    rows = read_rows(results)  # every process's rows, for the table and plots
     write_outputs(rows, plan)
     return {"new": new, "skipped": skipped, "rows": rows, "out": plan.out}
 

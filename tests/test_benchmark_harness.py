@@ -76,6 +76,29 @@ def test_fake_grid_writes_outputs_and_resumes(harness, tmp_path):
     assert third["new"] == 6 and third["skipped"] == 12
 
 
+def test_parallel_processes_share_a_grid_without_duplicates(harness, tmp_path):
+    """A (task, seed) claimed by a live process is skipped; a dead process's claim is taken over."""
+    import subprocess
+
+    out = tmp_path / "bench"
+    argv = ["--tasks", "bbc-topic", "--policies", "random,manual", "--seeds", "0,1", "--budget", "10",
+            "--test-limit", "4", "--llm", "fake", "--out", str(out), "--no-progress"]
+    (out / ".claims").mkdir(parents=True)
+    (out / ".claims" / "bbc-topic-0.pid").write_text("1")  # pid 1 is alive: another worker has seed 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".claims" / "bbc-topic-1.pid").write_text(str(dead.pid))  # a worker that died
+    first = harness.main(argv)
+    assert first["new"] == 2 and {r["seed"] for r in _lines(out / "results.jsonl")} == {1}
+    assert not (out / ".claims" / "bbc-topic-1.pid").exists()  # released when done
+    (out / ".claims" / "bbc-topic-0.pid").unlink()  # the other worker finished without rows
+    second = harness.main(argv)
+    assert second["new"] == 2 and len(_lines(out / "results.jsonl")) == 4
+    assert harness.claim(out, "bbc-topic", 5) and harness.claim(out, "bbc-topic", 5)  # re-entrant
+    harness.release(out, "bbc-topic", 5)
+    assert not (out / ".claims" / "bbc-topic-5.pid").exists()
+
+
 def test_protocol_config_sets_few_shot_seed_and_subset(harness):
     plan = harness.build_plan(
         harness.parse_args(["--config", str(harness.CONFIG_DIR / "protocol.toml")])
