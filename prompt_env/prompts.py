@@ -88,7 +88,11 @@ class Prompt:
         return [w if self.chat else " " + w for w in self.verbalizer]
 
     def render(self, example: Example, task: Task) -> PromptInput:
-        """The text (or chat) that asks the LLM to answer ``example``."""
+        """The text (or chat) that asks the LLM to answer ``example``.
+
+        An exemplar that is the query itself (a train input under a few-shot
+        prompt) is left out, so the prompt never shows the answer it asks for.
+        """
         train = task.splits.get("train", [])
         shots = []
         for index in self.exemplars:
@@ -97,7 +101,8 @@ class Prompt:
                     f"prompt {self.name!r} uses exemplar {index}, but task {task.name!r} "
                     f"has {len(train)} train examples"
                 )
-            shots.append(train[index])
+            if train[index].fields != example.fields:
+                shots.append(train[index])
         if self.chat:
             return self._render_chat(example, shots)
         parts = [self.instruction] if self.instruction else []

@@ -45,6 +45,19 @@ def test_render_plain_with_exemplars() -> None:
     assert prompt.choices() == [" negative", " positive"]
 
 
+def test_query_is_never_its_own_exemplar() -> None:
+    """A train input under a few-shot prompt: its own answer is left out of the shots."""
+    task = tiny_task()
+    prompt = Prompt("Classify.", TEMPLATE, exemplars=(0, 1), verbalizer=("negative", "positive"))
+    text = prompt.render(task.splits["train"][1], task)
+    assert text == "Classify.\n\nReview: awful\nSentiment: negative\n\nReview: lovely\nSentiment:"
+    chat = Prompt("C.", TEMPLATE, exemplars=(0,), verbalizer=("bad", "good"), chat=True)
+    assert chat.render(task.splits["train"][0], task) == [
+        {"role": "system", "content": "C."},
+        {"role": "user", "content": "Review: awful\nSentiment:"},
+    ]
+
+
 def test_render_chat() -> None:
     prompt = Prompt("Classify.", TEMPLATE, exemplars=(0,), verbalizer=("bad", "good"), chat=True)
     chat = prompt.render(Example(fields={"sentence": "fine"}, label=1), tiny_task())
