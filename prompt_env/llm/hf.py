@@ -296,7 +296,7 @@ class HFCausalLM(LLM):
                 )
             if unshared:
                 result[unshared] = self._score_rows([contexts[i] for i in unshared], choice_ids, prefix=[])
-            self._recent.extend(tuple(c) for c in contexts)
+            self._recent.extend(tuple(c) for c in contexts[-RECENT_CONTEXTS:])  # the deque keeps no more
             return result
 
     def _recent_shared_prefix(self, ctx: list[int]) -> int:
@@ -352,7 +352,7 @@ class HFCausalLM(LLM):
             width = max(len(rows[r][2]) for r in chunk)
             start += len(chunk)
             self._score_chunk([rows[r] for r in chunk], width, contexts, choice_ids, p,
-                              prefix_layers if p else None, first_tokens, result)
+                              prefix_layers, first_tokens, result)
         return result
 
     def _score_chunk(self, chunk, width, contexts, choice_ids, p, prefix_layers,
