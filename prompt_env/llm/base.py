@@ -7,8 +7,9 @@ double) implements :class:`LLM`. Nothing here knows about tasks or rewards.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,14 +21,32 @@ Chat = list[Message]
 PromptInput = str | Chat
 
 
+COUNTERS = ("calls", "distinct", "cache_hits", "model_calls", "batches", "prompt_tokens", "generated_tokens")
+"""The counters of a :class:`LLMStats` usage meter, in report order."""
+
+
 @dataclasses.dataclass
 class LLMStats:
-    """Running accounting of one LLM object (and of its cache wrapper, if any)."""
+    """The one usage meter of an LLM object: what was asked, what it cost.
+
+    The cache wrapper (:class:`~prompt_env.llm.cache.CachedLLM`) owns the
+    meter every report reads: ``calls`` and ``distinct`` count what callers
+    requested (whatever the cache held), ``cache_hits`` / ``model_calls`` /
+    ``batches`` / tokens count what it cost. A backend keeps a meter of its
+    own for the model work it did; the wrapper adds those deltas to its own.
+
+    ``with stats.phase("train"): ...`` also adds everything counted inside
+    the block to ``stats.phases["train"]`` (a phase may repeat; different phases may nest), so a
+    report can say what training, dev search and test evaluation each spent.
+    """
 
     calls: int = 0
     """Prompts requested (one prompt scored against all choices, or generated from, is one call)."""
+    distinct: int = 0
+    """Distinct requests among ``calls`` (same operation, prompt and choices or options counted
+    once): the (prompt, input) pairs a run really had evaluated, with or without a cache."""
     cache_hits: int = 0
-    """Requested prompts answered from the persistent cache without running the model."""
+    """Requested prompts answered from the persistent cache (or an env's memo) without the model."""
     model_calls: int = 0
     """Prompts the model actually evaluated (calls minus cache hits)."""
     batches: int = 0
@@ -36,13 +55,46 @@ class LLMStats:
     """Tokens the model read (prompts and teacher-forced choices)."""
     generated_tokens: int = 0
     """Tokens the model generated."""
+    phases: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict, repr=False)
+    """Counters per named phase (see :meth:`phase`)."""
+    _seen: set[str] = dataclasses.field(default_factory=set, repr=False)
 
     def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        """The counters as plain data (no phases)."""
+        return {name: int(getattr(self, name)) for name in COUNTERS}
 
     @property
     def hit_rate(self) -> float:
         return self.cache_hits / self.calls if self.calls else 0.0
+
+    def record(self, *, keys: Sequence[str] = (), **counts: int) -> None:
+        """Add ``counts`` (``calls=``, ``cache_hits=``, ...); ``keys`` identify the requests,
+        so that ``distinct`` grows only for requests not seen before by this meter."""
+        for name, value in counts.items():
+            if name not in COUNTERS or name == "distinct":
+                raise ValueError(f"LLMStats.record: unknown counter {name!r}; counters: {COUNTERS}")
+            setattr(self, name, getattr(self, name) + int(value))
+        for key in keys:
+            if key not in self._seen:
+                self._seen.add(key)
+                self.distinct += 1
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[dict[str, int]]:
+        """Count what happens inside the block under ``phases[name]`` too; yields those counters."""
+        before = self.as_dict()
+        totals = self.phases.setdefault(name, dict.fromkeys(COUNTERS, 0))
+        try:
+            yield totals
+        finally:
+            after = self.as_dict()
+            for counter in COUNTERS:
+                totals[counter] += after[counter] - before[counter]
+
+    def since(self, before: dict[str, int]) -> dict[str, int]:
+        """Counters spent since ``before`` (an earlier :meth:`as_dict`)."""
+        now = self.as_dict()
+        return {name: now[name] - int(before.get(name, 0)) for name in COUNTERS}
 
 
 def validate_prompts(prompts: Sequence[PromptInput]) -> list[PromptInput]:

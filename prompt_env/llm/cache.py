@@ -282,8 +282,7 @@ class CachedLLM(LLM):
             if len(values_row) != len(choices):
                 raise self._damaged(k)
             result[i] = values_row
-        self.stats.calls += len(prompts)
-        self.stats.cache_hits += len(prompts) - len(missing)
+        self.stats.record(calls=len(prompts), cache_hits=len(prompts) - len(missing), keys=keys)
         return result
 
     def generate(
@@ -314,8 +313,7 @@ class CachedLLM(LLM):
                 rows.append((k, model, "generate", found[k]))
             if self.store is not None:
                 self.store.put_many(rows)
-        self.stats.calls += len(prompts)
-        self.stats.cache_hits += len(prompts) - len(missing)
+        self.stats.record(calls=len(prompts), cache_hits=len(prompts) - len(missing), keys=keys)
         outputs = []
         for k in keys:
             value = json.loads(found[k])

