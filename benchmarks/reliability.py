@@ -12,6 +12,9 @@
    through a fault-injecting proxy under ``--fault-rate`` transient faults is
    compared with a fault-free run (rewards and final Q-table).
 
+The trials come from :mod:`prompt_env.testing` (the same ones the test suite
+runs); the training runs use ``agents.make_agent``.
+
 The last line printed is one JSON object with ``faults_injected``,
 ``runs_identical``, ``kill_trials``, ``kill_trials_intact``, ``writers`` and
 ``writer_errors`` (plus details).
@@ -29,34 +32,38 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests"
+if str(REPO) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(REPO))
 
+from prompt_env.testing import (  # noqa: E402
+    CLIENT_TIMEOUT_S,
+    TRIAL_STEPS,
+    FaultProxy,
+    cache_entries,
+    client_spec,
+    run_trial,
+)
+from prompt_env.testing.cache_trials import run_cache_kill_trials, run_concurrent_writers  # noqa: E402
 
-def _module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+API_KEY = "sk-reliability-benchmark"
+"""Sent as ``OPENAI_API_KEY`` when none is set, so requests carry an Authorization header."""
 
 
 def kill_and_writer_trials(kill_trials: int, writers: int, seed: int) -> dict[str, Any]:
-    trials = _module("reliability_cache_trials", TESTS / "test_reliability_cache.py")
+    """kill -9 trials on one cache file, then ``writers`` processes sharing another."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="prompt-env-reliability-") as tmp:
         start = time.perf_counter()
         try:
-            out.update(trials.run_cache_kill_trials(Path(tmp) / "kill.sqlite", kill_trials, seed))
+            out.update(run_cache_kill_trials(Path(tmp) / "kill.sqlite", kill_trials, seed))
         except AssertionError as error:  # report, do not hide, a damaged file
             out.update(kill_trials=kill_trials, kill_trials_intact=0, kill_error=str(error)[:300])
         out["kill_wall_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        result = trials.run_concurrent_writers(Path(tmp) / "shared.sqlite", writers=writers, prompts=240)
+        result = run_concurrent_writers(Path(tmp) / "shared.sqlite", writers=writers, prompts=240)
         out.update(
             writers=result["writers"], writer_errors=result["writer_errors"],
             writers_identical=bool(result["identical"]), writer_model_calls=result["model_calls"],
@@ -74,26 +81,19 @@ def fault_trial(fault_rate: float, seed: int) -> dict[str, Any]:
         return {"faults": f"skipped: no shared data at {data} (set PROMPT_ENV_DATA)"}
     import numpy as np
 
-    sys.path.insert(0, str(TESTS))
-    from faultproxy import FaultProxy
-
-    faults = _module("fault_trials", TESTS / "integration" / "test_faults.py")
+    from agents import make_agent
     from prompt_env.llm.server import start_local_server
 
-    os.environ.setdefault("OPENAI_API_KEY", faults.SECRET)
+    os.environ.setdefault("OPENAI_API_KEY", API_KEY)
     with tempfile.TemporaryDirectory(prefix="prompt-env-faults-") as tmp, \
             start_local_server(n_parallel=2) as server, \
-            FaultProxy(server.base_url, seed=seed, delay_s=faults.TIMEOUT_S + 1.0, max_delays=3) as proxy:
-        spec = faults.client_spec(proxy.base_url, server.model)
-        start = time.perf_counter()
-        clean = faults.run_training(spec, Path(tmp) / "clean.sqlite", data)
-        clean_s = time.perf_counter() - start
+            FaultProxy(server.base_url, seed=seed, delay_s=CLIENT_TIMEOUT_S + 1.0, max_delays=3) as proxy:
+        spec = client_spec(proxy.base_url, server.model)
+        clean = run_trial(spec, Path(tmp) / "clean.sqlite", data, make_agent)
         proxy.fault_rate = fault_rate
-        start = time.perf_counter()
-        faulty = faults.run_training(spec, Path(tmp) / "faulty.sqlite", data)
-        faulty_s = time.perf_counter() - start
-        clean_cache = faults.cache_entries(Path(tmp) / "clean.sqlite")
-        faulty_cache = faults.cache_entries(Path(tmp) / "faulty.sqlite")
+        faulty = run_trial(spec, Path(tmp) / "faulty.sqlite", data, make_agent)
+        clean_cache = cache_entries(Path(tmp) / "clean.sqlite")
+        faulty_cache = cache_entries(Path(tmp) / "faulty.sqlite")
         same_keys = set(clean_cache) == set(faulty_cache)
         # llama.cpp log-probs are not bit-reproducible across runs; report how far apart they are
         diffs = [abs(a - b) for k in set(clean_cache) & set(faulty_cache)
@@ -112,9 +112,10 @@ def fault_trial(fault_rate: float, seed: int) -> dict[str, Any]:
             "cache_keys_identical": same_keys,
             "cache_entries": len(faulty_cache),
             "max_logprob_diff": round(max(diffs, default=0.0), 4),
-            "train_steps": faults.STEPS,
-            "clean_run_s": round(clean_s, 1),
-            "faulty_run_s": round(faulty_s, 1),
+            "train_steps": TRIAL_STEPS,
+            "model_calls": [clean.model_calls, faulty.model_calls],
+            "clean_run_s": round(clean.wall_s, 1),
+            "faulty_run_s": round(faulty.wall_s, 1),
         }
 
 
@@ -127,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-faults", action="store_true", help="skip the server fault trial")
     args = parser.parse_args(argv)
     os.environ.setdefault("PROMPT_ENV_THREADS", "1")
-    sys.path.insert(0, str(REPO))
 
     result: dict[str, Any] = {"faults_injected": 0, "runs_identical": None}
     result.update(kill_and_writer_trials(args.kill_trials, args.writers, args.seed))

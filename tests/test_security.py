@@ -187,7 +187,7 @@ def test_agent_checkpoints_are_user_only(tmp_path, mask):
 
 
 def test_train_run_directory_is_user_only(tmp_path, monkeypatch, capsys):
-    from prompt_env.cli import main
+    from agents.cli import main
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     out = tmp_path / "runs" / "r1"
@@ -330,7 +330,7 @@ def test_key_never_in_errors_info_or_logs(secret_env, tmp_path, where, caplog, c
                        episode_length=2)
         from prompt_env.llm import load_llm
 
-        env.unwrapped._llm = load_llm(openai_spec(base_url), cache_path=str(cache))
+        env.unwrapped.use_llm(load_llm(openai_spec(base_url), cache_path=str(cache)))
         obs, info = env.reset(seed=0)
         with pytest.raises(LLMError) as raised:
             env.step(0)
@@ -357,7 +357,7 @@ def test_a_key_put_in_the_spec_by_mistake_is_not_echoed(secret_env):
 
 
 def test_cli_run_record_redacts_keys_in_the_spec():
-    from prompt_env.cli import redact
+    from agents.cli.checks import redact
 
     spec = {**openai_spec("http://user:pw@127.0.0.1:9"), "api_key": SECRET, "headers": {"X": SECRET}}
     assert_no_secret(json.dumps(redact(spec)), redact(json.dumps(spec)))

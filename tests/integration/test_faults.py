@@ -11,7 +11,9 @@
 * The API key (``OPENAI_API_KEY=sk-test-SECRET123``) reaches the server but
   not the cache files, logs, output, info or exceptions.
 
-Run with ``make test-integration`` (needs ``xllamacpp`` and the shared data).
+The proxy and the training run are :mod:`prompt_env.testing`'s, shared with
+``benchmarks/reliability.py``. Run with ``make test-integration`` (needs
+``xllamacpp`` and the shared data).
 """
 
 from __future__ import annotations
@@ -20,71 +22,27 @@ import json
 import logging
 import os
 import socket
-import sqlite3
-import sys
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for faultproxy
-from faultproxy import FaultProxy  # noqa: E402
-
-import prompt_env  # noqa: E402,F401  (registers the env ids)
-from prompt_env.errors import LLMError  # noqa: E402
+from agents import make_agent
+from prompt_env.errors import LLMError
+from prompt_env.testing import (
+    CLIENT_TIMEOUT_S,
+    TRIAL_ENV_ID,
+    TRIAL_STEPS,
+    FaultProxy,
+    cache_entries,
+    client_spec,
+    run_trial,
+)
 
 pytestmark = pytest.mark.integration
 
-ENV_ID = "PromptEnv/SST2-Select-Tabular-v0"
-STEPS = 240
 SECRET = "sk-test-SECRET123"
-TIMEOUT_S = 10.0  # generous: the CPUs are shared, and a delay fault costs one timeout
-TRANSIENT_KINDS = ("drop", "delay", "429", "500", "503", "malformed", "truncated", "short-read",
-                   "wrong-shape")
-
-
-def client_spec(base_url: str, model: str, **options: object) -> dict[str, object]:
-    return {"backend": "openai", "base_url": base_url, "model": model, "timeout_s": TIMEOUT_S,
-            "max_retries": 10, "backoff_s": 0.01, "max_backoff_s": 0.05, "deadline_s": 300,
-            "concurrency": 1, **options}  # one request at a time: fewer batch-dependent numerics
-
-
-def forget_backends() -> None:
-    """Drop backends cached in this process so each run starts cold (probe, tokens, connections)."""
-    from prompt_env.llm import _BACKENDS, _BACKENDS_LOCK
-
-    with _BACKENDS_LOCK:
-        for llm in _BACKENDS.values():
-            llm.close()
-        _BACKENDS.clear()
-
-
-def cache_entries(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(str(path))
-    try:
-        return dict(conn.execute("SELECT key, value FROM entries").fetchall())
-    finally:
-        conn.close()
-
-
-def run_training(spec: dict[str, object], cache: Path, data_dir: Path):
-    from agents.experiment import train
-
-    old = os.environ.get("PROMPT_ENV_CACHE")
-    os.environ["PROMPT_ENV_CACHE"] = str(cache)
-    forget_backends()
-    try:
-        return train(ENV_ID, "tabular-q", STEPS, seed=0, progress=False,
-                     env_kwargs={"llm": spec, "max_examples": 4, "episode_length": 4,
-                                 "data_dir": str(data_dir)})
-    finally:
-        if old is None:
-            os.environ.pop("PROMPT_ENV_CACHE", None)
-        else:
-            os.environ["PROMPT_ENV_CACHE"] = old
-        forget_backends()
 
 
 @pytest.fixture(scope="module")
@@ -100,30 +58,27 @@ def secret_key():
 
 @pytest.fixture(scope="module")
 def proxy(local_server, secret_key):
-    with FaultProxy(local_server.base_url, fault_rate=0.0, seed=7, delay_s=TIMEOUT_S + 1.0,
+    with FaultProxy(local_server.base_url, fault_rate=0.0, seed=7, delay_s=CLIENT_TIMEOUT_S + 1.0,
                     max_delays=3) as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def two_runs(proxy, local_server, shared_data_dir, tmp_path_factory):
-    """The same training run twice through one proxy: fault-free, then under 30% faults.
+    """The same tabular-Q run twice through one proxy: fault-free, then under 30% faults.
 
-    One proxy (one base URL) keeps the backend identity, hence the cache keys, the same.
+    One proxy (one base URL) keeps the backend identity, hence the cache keys, the same;
+    each run starts with a cold client and its own cache file.
     """
     spec = client_spec(proxy.base_url, local_server.model)
     root = tmp_path_factory.mktemp("faults")
     proxy.fault_rate = 0.0
-    start = time.perf_counter()
-    clean = run_training(spec, root / "clean.sqlite", shared_data_dir)
-    clean_s = time.perf_counter() - start
+    clean = run_trial(spec, root / "clean.sqlite", shared_data_dir, make_agent)
     before = proxy.faults_injected
     proxy.fault_rate = 0.3
-    start = time.perf_counter()
-    faulty = run_training(spec, root / "faulty.sqlite", shared_data_dir)
-    faulty_s = time.perf_counter() - start
+    faulty = run_trial(spec, root / "faulty.sqlite", shared_data_dir, make_agent)
     proxy.fault_rate = 0.0
-    print(f"\nfault-free run {clean_s:.1f} s, faulty run {faulty_s:.1f} s, "
+    print(f"\nfault-free run {clean.wall_s:.1f} s, faulty run {faulty.wall_s:.1f} s, "
           f"faults injected {dict(proxy.counts)} in {proxy.requests} requests")
     return {"clean": clean, "faulty": faulty, "root": root, "faults": proxy.faults_injected - before}
 
@@ -132,7 +87,7 @@ def test_transient_faults_change_nothing(two_runs, proxy):
     clean, faulty = two_runs["clean"], two_runs["faulty"]
     assert two_runs["faults"] >= 10, "the schedule injected too few faults to mean anything"
     assert len(proxy.counts) >= 6, f"too few fault kinds were exercised: {dict(proxy.counts)}"
-    assert clean.log.steps == faulty.log.steps == STEPS
+    assert clean.log.steps == faulty.log.steps == TRIAL_STEPS
     assert clean.log.step_rewards == faulty.log.step_rewards
     assert np.array_equal(clean.agent.q_table, faulty.agent.q_table)
     assert np.array_equal(clean.agent.visits, faulty.agent.visits)
@@ -168,7 +123,7 @@ def test_total_failure_is_a_clear_error_within_the_bound(local_server, secret_ke
     caplog.set_level(logging.DEBUG)
     deadline_s = 15.0
     with FaultProxy(local_server.base_url, fault_rate=1.0, seed=1, kinds=(kind,),
-                    delay_s=TIMEOUT_S + 1.0) as proxy:
+                    delay_s=CLIENT_TIMEOUT_S + 1.0) as proxy:
         spec = client_spec(proxy.base_url, local_server.model, max_retries=4, deadline_s=deadline_s,
                            backoff_s=0.2, max_backoff_s=1.0, score_method="logit_bias")
         cache = tmp_path / "cache.sqlite"
@@ -178,10 +133,9 @@ def test_total_failure_is_a_clear_error_within_the_bound(local_server, secret_ke
             llm.score(["Review: a fine film .\nSentiment:"], [" positive", " negative"])
         elapsed = time.perf_counter() - start
         llm.close()
-        forget_backends()
     message = str(raised.value)
     assert proxy.base_url in message and "failed after" in message, message
-    assert elapsed <= deadline_s + TIMEOUT_S + 2.0, f"took {elapsed:.1f} s"
+    assert elapsed <= deadline_s + CLIENT_TIMEOUT_S + 2.0, f"took {elapsed:.1f} s"
     assert len(ResponseCache(cache)) == 0
     assert proxy.authorizations and all(a == f"Bearer {SECRET}" for a in proxy.authorizations)
     out, err = capsys.readouterr()
@@ -201,17 +155,19 @@ def test_api_key_reaches_the_server_and_nothing_else(two_runs, proxy, local_serv
         assert SECRET.encode() not in file.read_bytes(), file.name
     # infos of a few real steps, the env spec and a checkpoint
     spec = client_spec(proxy.base_url, local_server.model)
-    env = gym.make(ENV_ID, llm=spec, max_examples=4, episode_length=3, data_dir=str(shared_data_dir))
-    env.unwrapped._llm = load_llm(spec, cache_path=str(tmp_path / "c.sqlite"))
+    env = gym.make(TRIAL_ENV_ID, llm=spec, max_examples=4, episode_length=3,
+                   data_dir=str(shared_data_dir))
+    llm = load_llm(spec, cache_path=str(tmp_path / "c.sqlite"))
+    env.unwrapped.use_llm(llm)
     obs, info = env.reset(seed=0)
     infos = [info]
     for action in range(3):
         infos.append(env.step(action)[-1])
-    two_runs["faulty"].agent.save(tmp_path / "agent.safetensors", env_id=ENV_ID)
+    two_runs["faulty"].agent.save(tmp_path / "agent.safetensors", env_id=TRIAL_ENV_ID)
     texts = [repr(infos), env.spec.to_json(), env.unwrapped.describe(), repr(env.unwrapped.llm),
              json.dumps(env.unwrapped.llm.describe())]
     env.close()
-    forget_backends()
+    llm.close()
     assert all(SECRET not in t for t in texts)
     for file in tmp_path.iterdir():
         assert SECRET.encode() not in file.read_bytes(), file.name
@@ -230,4 +186,4 @@ def test_closed_port_is_a_clear_error_without_the_key(secret_key, tmp_path):
     text = "".join(traceback.format_exception(raised.value))
     assert f"127.0.0.1:{port}" in text and "connection failed" in text
     assert SECRET not in text
-    forget_backends()
+    llm.close()

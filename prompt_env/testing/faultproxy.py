@@ -1,8 +1,10 @@
-"""A fault-injecting HTTP proxy on 127.0.0.1, for reliability tests of HTTP backends.
+"""A fault-injecting HTTP proxy on 127.0.0.1, for reliability tests of HTTP LLM backends.
 
-It forwards every request to an upstream server (the real llama.cpp server
-in the integration tests) and, with probability ``fault_rate`` per request,
-injects one fault instead, drawn from ``kinds`` by a seeded generator:
+:class:`FaultProxy` forwards every request to an upstream OpenAI-compatible
+server (e.g. the local llama.cpp server of :mod:`prompt_env.llm.server`)
+and, with probability ``fault_rate`` per request, injects one fault instead,
+drawn from ``kinds`` by a seeded generator (so a run's fault schedule is
+reproducible):
 
 ``drop``        close the connection without answering
 ``delay``       wait ``delay_s`` (longer than the client's timeout), then close; after
@@ -14,12 +16,18 @@ injects one fault instead, drawn from ``kinds`` by a seeded generator:
 ``short-read``  HTTP 200 announcing the full Content-Length, then closing after half of it
 ``wrong-shape`` HTTP 200 with valid JSON that lacks the fields asked for
 
-``counts`` records what was injected; ``authorizations`` records the
-``Authorization`` headers seen (to prove a key was sent without storing it
-anywhere else). Stdlib only; one thread per connection.
+``fault_rate`` may be changed while the proxy runs. ``counts`` records what
+was injected, ``requests`` how many requests arrived; ``authorizations``
+records the ``Authorization`` headers seen (to prove a key was sent without
+storing it anywhere else). Stdlib only; one thread per connection.
+
+    from prompt_env.llm import load_llm
+    from prompt_env.testing import FaultProxy
 
     with FaultProxy(server.base_url, fault_rate=0.3, seed=0) as proxy:
-        llm = load_llm({"backend": "openai", "base_url": proxy.base_url, ...})
+        llm = load_llm({"backend": "openai", "base_url": proxy.base_url, "model": server.model})
+        ...
+    print(proxy.counts)
 """
 
 from __future__ import annotations
@@ -30,15 +38,31 @@ import http.server
 import json
 import random
 import socket
+import sys
 import threading
 import time
 import urllib.parse
 from typing import Any
 
 FAULT_KINDS = ("drop", "delay", "429", "500", "503", "malformed", "truncated", "short-read", "wrong-shape")
+"""Every fault the proxy can inject (the default ``kinds``)."""
 
 
 class FaultProxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy in front of ``upstream`` that injects seeded faults; a context manager.
+
+    Args:
+        upstream: base URL of the real server (``http://host:port``).
+        fault_rate: probability that a request gets a fault instead of the upstream's answer.
+        seed: seed of the fault schedule.
+        kinds: the faults to draw from (a subset of :data:`FAULT_KINDS`).
+        delay_s: how long a ``delay`` fault waits before closing the connection.
+        port: port to listen on (0: any free port; see :attr:`base_url`).
+        upstream_timeout_s: timeout of each forwarded request.
+        max_delays: after this many ``delay`` faults, further ones become ``drop``
+            (each delay costs the client a whole timeout); None: no limit.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
 
@@ -75,18 +99,22 @@ class FaultProxy(http.server.ThreadingHTTPServer):
     # ----------------------------------------------------------------- life cycle
     @property
     def port(self) -> int:
+        """The port the proxy listens on."""
         return int(self.server_address[1])
 
     @property
     def base_url(self) -> str:
+        """The URL clients use instead of the upstream's."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FaultProxy:
+        """Serve in a daemon thread; returns the proxy."""
         self._thread = threading.Thread(target=self.serve_forever, name="fault-proxy", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         self.shutdown()
         self.server_close()
 
@@ -97,14 +125,13 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.stop()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout) closes its end: expected here, not worth a traceback.
-        import sys
-
+        """Report handler errors, except a client closing its end (it gave up: expected here)."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
 
     @property
     def faults_injected(self) -> int:
+        """How many faults were injected so far, all kinds together."""
         return sum(self.counts.values())
 
     # ----------------------------------------------------------------- schedule
@@ -121,6 +148,7 @@ class FaultProxy(http.server.ThreadingHTTPServer):
             return kind
 
     def forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """Send one request to the upstream; (status, body) of its answer."""
         conn = http.client.HTTPConnection(self.upstream_netloc, timeout=self.upstream_timeout_s)
         try:
             conn.request(method, path, body=body or None, headers=headers)
@@ -131,6 +159,8 @@ class FaultProxy(http.server.ThreadingHTTPServer):
 
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers one request: a fault from the schedule, or the upstream's answer."""
+
     server: FaultProxy
     protocol_version = "HTTP/1.1"
 

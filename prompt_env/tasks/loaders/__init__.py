@@ -1,0 +1,83 @@
+"""Read task examples from files in common formats, naming bad data precisely.
+
+Every reader returns a :class:`LoadedExamples`: the examples (each with
+``source="file:line"``), the task kind and family, the input field names,
+label names (classification) and a sensible default metric. The same
+readers serve the built-in catalog and a user's own files.
+
+Formats, one module each:
+
+- **TSV / CSV with a header** (:func:`read_delimited`, ``delimited``): one
+  text column and one integer label column (``sentence<TAB>label`` by default).
+- **JSONL** (:func:`read_jsonl`, ``jsonl``): classification (``text`` +
+  ``label``), QA (``context``, ``question``, ``answers``), summarization
+  (``document``, ``summary``), BIG-bench exports (``input`` + ``target`` /
+  ``target_scores``) or any fields you name.
+- **BIG-bench** ``task.json`` (:func:`read_bigbench_json`, ``bigbench``).
+- **Instruction induction** JSON (:func:`read_instruction_induction`, ``induction``).
+- **Hugging Face** ``datasets`` (:func:`read_hf_dataset`, ``hf``), only when that
+  library is installed; nothing is ever downloaded implicitly by this package.
+
+:func:`read_file` picks the reader from a file's suffix (and, for ``.json``,
+its content). BIG-bench ``target_scores``: when every example has the same
+set of answer keys (a fixed multiple choice, e.g. yes/no), the task becomes
+classification over those keys (label = the key with the highest score).
+Otherwise it is generation, with the highest-scoring keys as references.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prompt_env.errors import TaskFormatError
+from prompt_env.tasks.loaders.bigbench import read_bigbench_json
+from prompt_env.tasks.loaders.common import LoadedExamples, read_json_document, read_text
+from prompt_env.tasks.loaders.delimited import read_delimited
+from prompt_env.tasks.loaders.hf import read_hf_dataset
+from prompt_env.tasks.loaders.induction import read_instruction_induction
+from prompt_env.tasks.loaders.jsonl import JSONL_FORMATS, detect_jsonl_format, read_jsonl
+
+__all__ = [
+    "FILE_SUFFIXES",
+    "JSONL_FORMATS",
+    "LoadedExamples",
+    "detect_jsonl_format",
+    "read_bigbench_json",
+    "read_delimited",
+    "read_file",
+    "read_hf_dataset",
+    "read_instruction_induction",
+    "read_jsonl",
+    "read_text",
+]
+
+FILE_SUFFIXES = (".tsv", ".csv", ".txt", ".jsonl", ".json")
+
+
+def read_file(path: str | Path, **options: Any) -> LoadedExamples:
+    """Read ``path`` with the reader its extension (and, for .json, its content) calls for.
+
+    ``options`` go to the reader (e.g. ``text_column=``, ``label_names=``,
+    ``format=``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".csv", ".txt"):
+        return read_delimited(path, **options)
+    if suffix == ".jsonl":
+        return read_jsonl(path, **options)
+    if suffix == ".json":
+        document = read_json_document(path)
+        examples = document.get("examples") if isinstance(document, dict) else None
+        if isinstance(examples, dict):
+            return read_instruction_induction(path)
+        if isinstance(examples, list):
+            return read_bigbench_json(path)
+        raise TaskFormatError(
+            f"{path}: a .json task file needs an 'examples' list (BIG-bench) or an 'examples' "
+            "object keyed by number (instruction induction)"
+        )
+    raise TaskFormatError(
+        f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(FILE_SUFFIXES)}"
+    )
