@@ -3,7 +3,10 @@
 A :class:`Reward` turns one LLM answer to one example into a float:
 
 - classification rewards receive the label log-probabilities (a 1-D array,
-  one entry per label, in label order) and read ``example.label``;
+  one entry per label, in label order) and read ``example.label``; with
+  calibrated label scoring on (``calibration=`` in :mod:`prompt_env.scoring`)
+  they receive the calibrated scores instead, log-probs renormalised over the
+  labels, so every classification reward works on them unchanged;
 - generation rewards receive the generated text and read
   ``example.references`` (the best-matching reference counts).
 

@@ -108,3 +108,13 @@ def test_registry() -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         rewards.register_reward("bad", length_bonus, "ranking")  # type: ignore[arg-type]
     assert math.isfinite(rewards.get_reward("margin")(np.array([-1.0, -2.0]), labelled(0)))
+
+
+def test_classification_rewards_ignore_a_shift_of_all_label_scores() -> None:
+    """Calibrated scores are renormalised log-probs: any common shift gives the same rewards."""
+    row = np.log([0.2, 0.7, 0.1])
+    for shift in (-3.0, 0.0, 5.5):
+        for gold in range(3):
+            assert rewards.accuracy(row + shift, labelled(gold)) == rewards.accuracy(row, labelled(gold))
+            assert rewards.label_margin(row + shift, labelled(gold)) == pytest.approx(
+                rewards.label_margin(row, labelled(gold)))

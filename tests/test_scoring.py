@@ -139,3 +139,43 @@ def test_score_matrix_chunks_match_one_call_and_store_each_chunk(tmp_path) -> No
     assert cached.inner.stats.calls == model_calls  # nothing new reached the model
     with pytest.raises(ValueError, match="chunk_size"):
         score_matrix(FakeLLM(), task, prompts, examples, chunk_size=0)
+
+
+def test_calibration_machinery_with_the_fake_llm() -> None:
+    """Plumbing only (the evidence that calibration works is tests/test_calibration.py)."""
+    from prompt_env.scoring import (
+        calibrate,
+        calibration_logprobs,
+        calibration_premises,
+        clear_calibration_cache,
+        outcome_matrix,
+    )
+
+    clear_calibration_cache()
+    task = sentiment_task()
+    prompts = task.prompt_pool.candidates
+    examples = task.split("test")[:3]
+    llm = FakeLLM(seed=5)
+    rows = outcome_matrix(llm, task, prompts, examples, reward="margin", calibration="content-free",
+                          chunk_size=2)
+    calibration_calls = len(prompts) * 3
+    assert llm.stats.calls == len(prompts) * len(examples) + calibration_calls
+    table = score_matrix(llm, task, prompts, examples, reward="margin", calibration="content-free")
+    assert llm.stats.calls == 2 * len(prompts) * len(examples) + calibration_calls  # once per prompt
+    assert [[o.score for o in row] for row in rows] == table.tolist()
+    corrections = calibration_logprobs(llm, task, prompts, "content-free")
+    for row in rows:
+        for prompt, outcome, correction in zip(prompts, row, corrections, strict=True):
+            assert outcome.calibration == "content-free"
+            expected = calibrate(np.array(outcome.label_logprobs), correction)
+            assert outcome.calibrated_logprobs == pytest.approx(list(expected))
+            assert outcome.prediction == prompt.verbalizer[int(np.argmax(expected))]
+    assert len(calibration_premises(prompts[0], task, "content-free")) == 3
+    assert len(calibration_premises(prompts[0], task, "pmi")) == 1
+    raw = score_matrix(FakeLLM(seed=5), task, prompts, examples, reward="margin")
+    assert raw.shape == table.shape
+    assert all(o.calibrated_logprobs is None for o in evaluate(llm, task, [(prompts[0], examples[0])]))
+    with pytest.raises(ValueError, match="classification tasks"):
+        evaluate(llm, qa_task(), [(qa_task().prompt_pool.manual, qa_task().split("test")[0])],
+                 calibration="pmi")
+    clear_calibration_cache()

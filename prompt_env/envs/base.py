@@ -7,7 +7,6 @@ steps the env, and dropped when the env is pickled.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ import numpy as np
 from prompt_env.encoders import Encoder, make_encoder
 from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError
 from prompt_env.prompts import Prompt
-from prompt_env.scoring import Outcome, evaluate, prompt_as_text
+from prompt_env.scoring import Outcome, check_calibration, evaluate, prompt_as_text
 from prompt_env.tasks import Task, load_task
 from prompt_env.tasks.base import Example
 
@@ -55,38 +54,20 @@ def check_kwarg_types(**checks: tuple[Any, type | tuple[type, ...], bool]) -> No
             )
 
 
-@dataclasses.dataclass(eq=False)
-class LLMUsage:
-    """Running LLM accounting shown in ``info["llm"]``.
+class PromptEnvBase(gym.Env):
+    """Shared machinery; subclasses define spaces, ``reset`` and ``step``.
 
-    ``episode_calls`` and ``env_calls`` count the LLM calls the env asked for;
-    ``model_calls``, ``cache_hits`` and the token counts come from the LLM and
-    depend on what the response cache already held. Two usages compare equal
-    when their episode call counts match, so a rerun against a warm cache is
-    still the *same* trajectory (gymnasium's determinism checks compare infos).
+    Public methods every prompt env offers (besides the Gymnasium API):
+
+    - ``llm_usage()``: what this env asked of its task LLM and what that cost,
+      as plain data (see :meth:`llm_usage`);
+    - ``use_llm(llm)``: answer with a given LLM object instead of building one
+      from the ``llm`` spec (a shared server client, a custom cache file);
+    - ``metadata["prompt_env_kind"]``: ``"select"`` or ``"edit"``, what an
+      action means, for code that must treat the two differently.
     """
 
-    episode_calls: int
-    env_calls: int
-    model_calls: int
-    cache_hits: int
-    prompt_tokens: int
-    generated_tokens: int
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LLMUsage) and other.episode_calls == self.episode_calls
-
-    def __hash__(self) -> int:
-        return hash(self.episode_calls)
-
-    def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-
-class PromptEnvBase(gym.Env):
-    """Shared machinery; subclasses define spaces, ``reset`` and ``step``."""
-
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4, "prompt_env_kind": "base"}
 
     def __init__(
         self,
@@ -102,6 +83,7 @@ class PromptEnvBase(gym.Env):
         max_examples: int | None = None,
         render_mode: str | None = None,
         max_new_tokens: int | None = None,
+        calibration: str | None = None,
     ) -> None:
         check_kwarg_types(
             task=(task, (str, os.PathLike), False), llm=(llm, (str, dict), False), split=(split, str, False),
@@ -112,6 +94,7 @@ class PromptEnvBase(gym.Env):
         check_int("encoder_dim", encoder_dim, 1, MAX_ENCODER_DIM)
         check_int("max_examples", max_examples, 1, optional=True)
         check_int("max_new_tokens", max_new_tokens, 1, optional=True)
+        check_calibration(calibration)  # a ValueError naming the choices
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         if budget is not None:
@@ -132,6 +115,7 @@ class PromptEnvBase(gym.Env):
         self.max_examples = max_examples
         self.render_mode = render_mode
         self.max_new_tokens = max_new_tokens
+        self.calibration = calibration
         self._task: Task | None = None
         self._llm: Any = None
         self._encoder: Encoder | None = None
@@ -141,6 +125,9 @@ class PromptEnvBase(gym.Env):
         self._last_render: Any = ""
         # The task is small and read from local files: load it now so spaces are known.
         self._examples = self._select_examples()
+        if calibration is not None and self.task.kind != "classification":
+            raise ValueError(f"calibration={calibration!r} is for classification tasks, but task "
+                             f"{self.task_name!r} is {self.task.kind}; use calibration=None")
 
     # ----------------------------------------------------------- lazy parts
     @property
@@ -159,6 +146,16 @@ class PromptEnvBase(gym.Env):
 
             self._llm = load_llm(self.llm_spec)
         return self._llm
+
+    def use_llm(self, llm: Any) -> None:
+        """Answer with ``llm`` (any object with the LLM protocol, e.g. from ``load_llm``) from now on.
+
+        The env's spec still names its ``llm`` argument; a pickled copy builds its
+        own LLM from that spec again.
+        """
+        if llm is not self._llm:
+            self._llm = llm
+            self._encoder = None  # an encoder="llm" encoder reads the new model
 
     @property
     def encoder(self) -> Encoder:
@@ -211,7 +208,8 @@ class PromptEnvBase(gym.Env):
     def run_pairs(self, pairs: Sequence[tuple[Prompt, Example]]) -> list[Outcome]:
         """Evaluate pairs in one batched LLM call; LLM failures name the env and the prompt."""
         try:
-            return evaluate(self.llm, self.task, pairs, self.reward_name, self.max_new_tokens)
+            return evaluate(self.llm, self.task, pairs, self.reward_name, self.max_new_tokens,
+                            calibration=self.calibration)
         except BudgetExhausted:
             raise
         except Exception as error:  # a backend failure is never a silent zero reward
@@ -223,17 +221,25 @@ class PromptEnvBase(gym.Env):
             ) from error
 
     def llm_info(self) -> dict[str, Any]:
-        """``llm_calls`` (this episode, deterministic) and ``llm`` (running :class:`LLMUsage`)."""
-        stats = self._llm.stats if self._llm is not None else None
-        usage = LLMUsage(
-            episode_calls=self.episode_calls,
-            env_calls=self.calls_used,
-            model_calls=stats.model_calls if stats else 0,
-            cache_hits=stats.cache_hits if stats else 0,
-            prompt_tokens=stats.prompt_tokens if stats else 0,
-            generated_tokens=stats.generated_tokens if stats else 0,
-        )
-        return {"llm_calls": self.episode_calls, "llm": usage}
+        """``info["llm_calls"]``: LLM calls this episode asked for (cached or not, so deterministic)."""
+        return {"llm_calls": self.episode_calls}
+
+    def llm_usage(self) -> dict[str, int]:
+        """What this env asked of its task LLM so far, and what that cost, as plain data.
+
+        ``env_calls`` / ``episode_calls`` / ``env_tokens``: calls (and estimated prompt
+        tokens) this env requested, whether the response cache answered them or
+        not; the env's ``budget`` counts these. The other keys are the LLM's usage
+        meter (:class:`~prompt_env.llm.base.LLMStats`): ``calls``, ``distinct``
+        (distinct (prompt, input) requests), ``cache_hits``, ``model_calls``,
+        ``batches``, ``prompt_tokens``, ``generated_tokens``; zeros before the LLM
+        is first used. An LLM shared with other envs (``use_llm``) counts theirs too.
+        """
+        from prompt_env.llm.base import COUNTERS
+
+        meter = self._llm.stats.as_dict() if self._llm is not None else dict.fromkeys(COUNTERS, 0)
+        return {"env_calls": self.calls_used, "episode_calls": self.episode_calls,
+                "env_tokens": self.tokens_used, **meter}
 
     @staticmethod
     def outcome_info(outcome: Outcome, prompt: Prompt) -> dict[str, Any]:

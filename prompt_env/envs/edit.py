@@ -104,7 +104,15 @@ class PromptEditEnv(PromptEnvBase):
     `invalid_penalty` (default 0.01), `initial_prompt` (a dict with any of
     `instruction` (text or pool index), `template` (name or index),
     `verbalizer` (list of words or index), `exemplars` (train indices)),
-    `tabular`.
+    `tabular`, `calibration` (`"content-free"`, `"pmi"` or None: calibrated
+    label scoring of classification rewards, as in `PromptSelectEnv`).
+
+    ## Public Methods
+
+    Besides the Gymnasium API and those of every prompt env (`llm_usage()`,
+    `use_llm(llm)`): `action_masks()` (valid edits now), `action_meanings()`
+    (a name per action) and the property `prompt` (the current prompt, a
+    `prompt_env.prompts.Prompt`: what a finished episode returns).
 
     ## Registered Configurations
 
@@ -115,6 +123,8 @@ class PromptEditEnv(PromptEnvBase):
 
     - v0: initial version.
     """
+
+    metadata = {**PromptEnvBase.metadata, "prompt_env_kind": "edit"}
 
     def __init__(
         self,
@@ -136,9 +146,11 @@ class PromptEditEnv(PromptEnvBase):
         max_examples: int | None = None,
         render_mode: str | None = None,
         max_new_tokens: int | None = None,
+        calibration: str | None = None,
     ) -> None:
         super().__init__(task, llm, split, reward, "hashing", encoder_dim, budget, data_dir,
-                         task_options, max_examples, render_mode, max_new_tokens)
+                         task_options, max_examples, render_mode, max_new_tokens,
+                         calibration=calibration)
         check_int("max_edits", max_edits, 1)
         check_int("minibatch_size", minibatch_size, 1)
         check_int("n_slots", n_slots, 0, 64)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,20 @@ class PromptSelectEnv(PromptEnvBase):
       holds; cap real spend with `load_llm(budget=...)`).
     - `data_dir`, `task_options`, `max_examples`: where and how much data.
     - `max_new_tokens`: cap on generated tokens (generation tasks; None: the task's default).
+    - `calibration`: calibrated label scoring for classification rewards:
+      `"content-free"` (contextual calibration, Zhao et al. 2021), `"pmi"`
+      (domain-conditional PMI, Holtzman et al. 2021) or None (raw label
+      log-probs, default); see `prompt_env.scoring`. A generation task with
+      calibration set raises ValueError.
+
+    ## Public Methods
+
+    Besides the Gymnasium API and those of every prompt env (`llm_usage()`,
+    `use_llm(llm)`): `score_table(split, reward, limit)` (every pool prompt
+    on every input of a split, batched and cached: what the baselines read),
+    `score_prompts(prompts, split, reward, limit)` (the same for any prompts),
+    `observe_all(split, limit)` (the observation of every input of a split, to
+    evaluate a policy without stepping) and the attribute `prompts` (the pool).
 
     ## Registered Configurations
 
@@ -84,6 +98,8 @@ class PromptSelectEnv(PromptEnvBase):
 
     - v0: initial version.
     """
+
+    metadata = {**PromptEnvBase.metadata, "prompt_env_kind": "select"}
 
     def __init__(
         self,
@@ -102,9 +118,11 @@ class PromptSelectEnv(PromptEnvBase):
         max_examples: int | None = None,
         render_mode: str | None = None,
         max_new_tokens: int | None = None,
+        calibration: str | None = None,
     ) -> None:
         super().__init__(task, llm, split, reward, encoder, encoder_dim, budget, data_dir,
-                         task_options, max_examples, render_mode, max_new_tokens)
+                         task_options, max_examples, render_mode, max_new_tokens,
+                         calibration=calibration)
         check_int("episode_length", episode_length, 1)
         check_int("n_contexts", n_contexts, 1, 100_000)
         self.episode_length = episode_length
@@ -195,8 +213,7 @@ class PromptSelectEnv(PromptEnvBase):
     def memo_lookup(self, index: int) -> Outcome | None:
         outcome = self._memo.get((index, self._order[self._t]))
         if outcome is not None and self._llm is not None:
-            self._llm.stats.calls += 1
-            self._llm.stats.cache_hits += 1
+            self._llm.stats.record(calls=1, cache_hits=1)
         return outcome
 
     def memo_store(self, index: int, outcome: Outcome) -> Outcome:
@@ -253,11 +270,19 @@ class PromptSelectEnv(PromptEnvBase):
         best-fixed-on-dev, per-query oracle) and by analyses.
         ``on_progress(done, total)`` reports the (prompt, input) pairs scored.
         """
+        return self.score_prompts(self.prompts, split, reward, limit, on_progress)
+
+    def score_prompts(self, prompts: Sequence[Prompt], split: str | None = None,
+                      reward: str | None = None, limit: int | None = None,
+                      on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Reward of each given prompt (pool or not, e.g. an edited one) on every input of a
+        split: shape ``(n_inputs, len(prompts))``, batched and cached like :meth:`score_table`."""
         examples = self.task.split(split) if split else self.examples
         if limit is not None:
             examples = examples[:limit]
-        return score_matrix(self.llm, self.task, self.prompts, examples, reward or self.reward_name,
-                            on_progress=on_progress)
+        return score_matrix(self.llm, self.task, list(prompts), examples,
+                            reward or self.reward_name, on_progress=on_progress,
+                            calibration=self.calibration)
 
     def observe_all(self, split: str | None = None, limit: int | None = None) -> list[Any]:
         """Observations of every input of a split (for evaluating a policy without stepping)."""

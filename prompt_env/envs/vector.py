@@ -23,7 +23,8 @@ class BatchedPromptSelectVectorEnv(VectorEnv):
     Created by ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``.
     """
 
-    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP,
+                "prompt_env_kind": "select"}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, **kwargs: Any) -> None:
         if num_envs < 1:
@@ -52,7 +53,7 @@ class BatchedPromptSelectVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         observations = []
         for i, env in enumerate(self.envs):
-            env._llm = self.llm
+            env.use_llm(self.llm)
             obs, info = env.reset(seed=seeds[i], options=options)
             observations.append(obs)
             infos = self._add_info(infos, info, i)
