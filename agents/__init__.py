@@ -22,7 +22,8 @@ from agents.bandits import (
     ThompsonSampling,
     run_bandit_on_env,
 )
-from agents.common import Agent, TrainingLog, read_checkpoint_header
+from agents.base import Agent, TrainingLog
+from agents.checkpoint import read_checkpoint_header
 from agents.dqn import DQNAgent, DQNConfig
 from agents.tabular_q import TabularQAgent, TabularQConfig
 from prompt_env.errors import CheckpointError

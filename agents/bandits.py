@@ -21,16 +21,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from agents.common import (
-    Agent,
-    TrainingLog,
-    Transition,
-    masked_argmax,
-    random_action,
-    require_arrays,
-    require_discrete,
-    single_spaces,
-)
+from agents.actions import masked_argmax, random_action, require_discrete
+from agents.base import Agent, TrainingLog
+from agents.checkpoint import require_arrays
+from agents.rollout import Transition, single_spaces
 from prompt_env.errors import CheckpointError
 
 

@@ -27,17 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.common import (
-    Agent,
-    TrainingLog,
-    Transition,
-    linear_schedule,
-    masked_argmax,
-    random_action,
-    require_arrays,
-    require_discrete,
-    single_spaces,
-)
+from agents.actions import linear_schedule, masked_argmax, random_action, require_discrete
+from agents.base import Agent, TrainingLog
+from agents.checkpoint import require_arrays
+from agents.rollout import Transition, single_spaces
 from prompt_env.errors import CheckpointError
 
 

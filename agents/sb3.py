@@ -12,6 +12,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.rollout import run_episode
+
 ALGORITHMS = ("dqn", "ppo", "maskable_ppo")
 
 SHORT_RUN_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -104,23 +106,18 @@ def evaluate_sb3(
         maskable = isinstance(model, MaskablePPO)
     except ImportError:  # pragma: no cover - sb3-contrib is a dependency
         maskable = False
-    returns: list[float] = []
-    lengths: list[int] = []
-    for episode in range(n_episodes):
-        obs, _ = env.reset(seed=None if seed is None else seed + episode)
-        done, total, length = False, 0.0, 0
-        while not done:
-            if maskable:
-                masks = env.get_wrapper_attr("action_masks")()
-                action, _ = model.predict(obs, deterministic=deterministic, action_masks=masks)
-            else:
-                action, _ = model.predict(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, _ = env.step(int(np.asarray(action).item()))
-            total += float(reward)
-            length += 1
-            done = terminated or truncated
-        returns.append(total)
-        lengths.append(length)
+
+    def choose(obs: Any, mask: np.ndarray | None) -> int:
+        if maskable and mask is not None:
+            action, _ = model.predict(obs, deterministic=deterministic, action_masks=mask)
+        else:
+            action, _ = model.predict(obs, deterministic=deterministic)
+        return int(np.asarray(action).item())
+
+    episodes = [run_episode(env, choose, seed=None if seed is None else seed + i)
+                for i in range(n_episodes)]
+    returns = [e.total_reward for e in episodes]
+    lengths = [e.length for e in episodes]
     return {
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         "std_return": float(np.std(returns)) if returns else float("nan"),

@@ -29,18 +29,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.common import (
-    Agent,
-    TrainingLog,
-    Transition,
+from agents.actions import (
     linear_schedule,
     masked_argmax,
     masked_max,
     random_action,
-    require_arrays,
     require_discrete,
-    single_spaces,
 )
+from agents.base import Agent, TrainingLog
+from agents.checkpoint import require_arrays
+from agents.rollout import Transition, single_spaces
 from prompt_env.errors import CheckpointError
 
 ONE_OVER_VISITS = "1/visits"

@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -38,7 +37,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 import prompt_env  # noqa: E402,F401  (registers the env ids)
 from agents.baselines import score_of_choices  # noqa: E402
-from agents.experiment import train  # noqa: E402
+from agents.experiments import Setting, run_policy, train  # noqa: E402
+from agents.experiments.policies import choices_of_agent, train_env_kwargs  # noqa: E402
+from prompt_env.registration import env_id  # noqa: E402
 from prompt_env.tasks.catalog import TASK_CATALOG  # noqa: E402
 
 
@@ -53,24 +54,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_seed(task: str, seed: int, budget: int, test_limit: int, data_dir: str | None) -> dict[str, Any]:
-    env_id = f"PromptEnv/{TASK_CATALOG[task].env_name}-Select-v0"
     kwargs: dict[str, Any] = {"task_options": {"few_shot_seed": seed}}
     if data_dir:
         kwargs["data_dir"] = data_dir
-    env = gym.make(env_id, **kwargs).unwrapped
-    test_table = env.score_table("test", reward="accuracy", limit=test_limit)
-    dev_table = env.score_table("dev", reward="accuracy")
-    train_table = env.score_table("train", reward="margin")
-    best_fixed = int(np.argmax(dev_table.mean(axis=0)))
+    select_id = env_id(TASK_CATALOG[task].env_name, "Select")
+    setting = Setting(select_id, kwargs, seed=seed, train_reward="margin", metric="accuracy",
+                      test_limit=test_limit)
+    test_table = setting.tables().test
+    train_table = setting.select_env().score_table("train", reward="margin")
     result: dict[str, Any] = {
         "seed": seed,
-        "best_fixed_on_dev": round(float(test_table[:, best_fixed].mean()), 4),
+        "best_fixed_on_dev": run_policy(setting, "best-fixed-on-dev", 0)["test_score"],
     }
     for label, extra in (("hashing", {}), ("llm", {"encoder": "llm"})):
-        trained = train(env_id, "dqn", budget, seed=seed, progress=False,
-                        env_kwargs={**kwargs, **extra, "split": "train", "reward": "margin"})
-        observer = gym.make(env_id, **kwargs, **extra).unwrapped
-        choices = [int(trained.agent.act(o, greedy=True)) for o in observer.observe_all("test", test_limit)]
+        variant = setting.with_observations(**extra)
+        trained = train(select_id, "dqn", budget, seed=seed, progress=False,
+                        env_kwargs={**train_env_kwargs(variant), "tabular": False})
+        choices = choices_of_agent(variant, trained.agent)
         result[f"dqn_{label}"] = round(score_of_choices(test_table, choices), 4)
         result[f"dqn_{label}_counts"] = np.bincount(choices, minlength=test_table.shape[1]).tolist()
         if label == "hashing":
@@ -81,7 +81,7 @@ def run_seed(task: str, seed: int, budget: int, test_limit: int, data_dir: str |
             picked = int(np.argmax(counts))
             chosen = actions == picked
             result["diagnostic"] = {
-                "prompt": env.prompts[picked].name,
+                "prompt": setting.tables().prompt_names[picked],
                 "test_choices": int(counts[picked]),
                 "train_reward_where_chosen": round(float(rewards[chosen].mean()), 3) if chosen.any() else None,
                 "times_chosen_in_training": int(chosen.sum()),

@@ -35,16 +35,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import gymnasium as gym
-import numpy as np
 
 try:
     import tomllib
@@ -56,17 +52,21 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import prompt_env  # noqa: E402,F401  (registers the env ids)
+from agents.experiments import POLICIES as REGISTRY  # noqa: E402
+from agents.experiments import Setting, run_policy  # noqa: E402
+from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost  # noqa: E402
+from agents.experiments.report import summary_tables  # noqa: E402
+from agents.experiments.run_policies import split_policy_name  # noqa: E402
+from agents.progress import ProgressReporter  # noqa: E402
+from prompt_env.registration import env_id  # noqa: E402
 from prompt_env.tasks.catalog import TASK_CATALOG  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 QUICK_CONFIG = CONFIG_DIR / "quick.toml"
 
-BASELINES = ("random", "manual", "best-fixed-on-dev", "per-query-oracle")
-ORACLE = "per-query-oracle"
-AGENT_POLICIES = ("ucb1", "successive-halving", "epsilon-greedy", "thompson", "tabular-q", "dqn")
-SB3_POLICIES = ("sb3-ppo", "maskable-ppo")
-POLICIES = BASELINES + AGENT_POLICIES + SB3_POLICIES
-"""Every policy name the harness knows, in table order (the oracle is moved last)."""
+POLICIES = tuple(REGISTRY)
+"""Every policy name the harness knows: the experiment layer's registry, in table order."""
 FEW_SHOT_TASKS = ("sst2", "agnews")
 REQUIRED_KEYS = (
     "task",
@@ -80,7 +80,6 @@ REQUIRED_KEYS = (
     "test_limit",
     "upper_bound",
 )
-CURVE_POINTS = 200
 
 
 # --------------------------------------------------------------------------- configuration
@@ -134,7 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"the reduced grid of {QUICK_CONFIG.name}"
     )
     parser.add_argument("--tasks", help="comma-separated catalog task names")
-    parser.add_argument("--policies", help=f"comma-separated, of: {', '.join(POLICIES)}")
+    parser.add_argument("--policies", help=f"comma-separated, of: {', '.join(POLICIES)}; "
+                        "NAME@content-free or NAME@pmi scores with calibrated labels")
     parser.add_argument("--seeds", help="comma-separated seeds (sst2/agnews: 13,21,42,87,100)")
     parser.add_argument(
         "--budget", type=int, help="LLM calls per learned policy run (training steps)"
@@ -198,7 +198,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
             defaults["policies"] if args.policies else table.get("policies", defaults["policies"])
         )
         seeds = defaults["seeds"] if args.seeds else table.get("seeds", defaults["seeds"])
-        unknown = sorted(set(policies) - set(POLICIES))
+        unknown = sorted(p for p in policies if split_policy_name(p)[0] not in POLICIES)
         if unknown:
             raise SystemExit(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
         train_reward = pick["train_reward"]
@@ -229,25 +229,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
 
 # --------------------------------------------------------------------------- results file
 
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a results.jsonl; a torn last line (killed mid-write) is ignored."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+RESULTS_FILE = "results.jsonl"
 
 
 def cell_key(task: str, policy: str, seed: int) -> tuple[str, str, int]:
@@ -302,11 +284,8 @@ def release(out: Path, task: str, seed: int) -> None:
 # --------------------------------------------------------------------------- one (task, seed)
 
 
-def env_id(task: str, kind: str) -> str:
-    return f"PromptEnv/{TASK_CATALOG[task].env_name}-{kind}-v0"
-
-
-def base_env_kwargs(plan: Plan, task: TaskPlan, seed: int) -> dict[str, Any]:
+def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter) -> Setting:
+    """The experiment setting of one (task, seed): its envs, training reward and test subset."""
     kwargs: dict[str, Any] = {"llm": plan.llm}
     if plan.data_dir:
         kwargs["data_dir"] = plan.data_dir
@@ -315,244 +294,17 @@ def base_env_kwargs(plan: Plan, task: TaskPlan, seed: int) -> dict[str, Any]:
         options["few_shot_seed"] = seed
     if options:
         kwargs["task_options"] = options
-    return kwargs
+    env_name = TASK_CATALOG[task.name].env_name
+    return Setting(env_id(env_name, "Select"), kwargs, seed=seed, train_reward=task.train_reward,
+                   test_limit=task.test_limit, edit_id=env_id(env_name, "Edit"),
+                   edit_minibatch=plan.edit_minibatch, reporter=reporter)
 
 
-class TaskSeedCell:
-    """Everything shared by the policies of one (task, seed): score tables and test observations."""
-
-    def __init__(self, plan: Plan, task: TaskPlan, seed: int) -> None:
-        self.plan, self.task, self.seed = plan, task, seed
-        self.env_kwargs = base_env_kwargs(plan, task, seed)
-        self.metric = self._metric()
-        self._baselines: dict[str, dict[str, Any]] | None = None
-        self._test_table: np.ndarray | None = None
-        self._observations: dict[bool, list[Any]] = {}
-        self.table_progress: Any = None
-        """Optional ``(split, done, total)`` callback while the score tables are computed."""
-
-    def _metric(self) -> str:
-        return gym.make(env_id(self.task.name, "Select"), **self.env_kwargs).unwrapped.task.metric
-
-    def tables(self) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
-        """Baseline rows and the test score table, computed once (dev + test, batched, cached)."""
-        if self._baselines is None:
-            from agents.experiment import evaluate_policies
-
-            rows, tables = evaluate_policies(
-                env_id(self.task.name, "Select"),
-                {},
-                env_kwargs=self.env_kwargs,
-                split="test",
-                limit=self.task.test_limit,
-                reward=self.metric,
-                table_progress=self.table_progress,
-            )
-            self._baselines = {r["policy"]: r for r in rows}
-            self._test_table = tables["test"]
-        assert self._test_table is not None
-        return self._baselines, self._test_table
-
-    def observations(self, tabular: bool) -> list[Any]:
-        if tabular not in self._observations:
-            kind = "Select-Tabular" if tabular else "Select"
-            env = gym.make(env_id(self.task.name, kind), **self.env_kwargs).unwrapped
-            self._observations[tabular] = env.observe_all("test", self.task.test_limit)
-        return self._observations[tabular]
-
-    def eval_cost(self) -> tuple[int, float]:
-        """LLM calls and wall time of scoring one fixed prompt choice per test input."""
-        manual = self.tables()[0]["manual"]
-        return int(manual["llm_calls"]), float(manual["wall_s"])
-
-
-def run_policy(cell: TaskSeedCell, policy: str) -> dict[str, Any]:
+def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[str, Any]:
     """Train (if needed) and evaluate one policy; returns its results row."""
-    baselines, test_table = cell.tables()
-    if policy in BASELINES:
-        row = dict(baselines[policy])
-        curve: list[dict[str, float]] = []
-    elif policy == "maskable-ppo":
-        row, curve = run_maskable_ppo(cell)
-    else:
-        row, curve = run_select_learner(cell, policy, test_table)
-    row.update(
-        {
-            "task": cell.task.name,
-            "policy": policy,
-            "seed": cell.seed,
-            "metric": cell.metric,
-            "test_limit": cell.task.test_limit,
-            "upper_bound": policy == ORACLE,
-            "budget": cell.plan.budget_of(cell.task, policy) if policy not in BASELINES else 0,
-            "train_reward": cell.task.train_reward,
-            "llm": cell.plan.llm,
-        }
-    )
-    row["n_test"] = int(test_table.shape[0])
-    row["task_options"] = cell.env_kwargs.get("task_options", {})
-    if curve:
-        row["curve"] = compress_curve(curve)
+    row = run_policy(setting, policy, plan.budget_of(task, policy))
+    row.update({"task": task.name, "task_options": setting.env_kwargs.get("task_options", {})})
     return row
-
-
-def run_select_learner(
-    cell: TaskSeedCell, policy: str, test_table: np.ndarray
-) -> tuple[dict[str, Any], list]:
-    """A learner on the Select env (this project's agents, or SB3 PPO); scored from the test table."""
-    from agents.baselines import score_of_choices
-
-    budget = cell.plan.budget_of(cell.task, policy)
-    train_kwargs = {**cell.env_kwargs, "split": "train", "reward": cell.task.train_reward}
-    tabular = policy == "tabular-q"
-    if policy == "sb3-ppo":
-        act, log = train_sb3_select(cell, train_kwargs, budget)
-    else:
-        from agents.experiment import train
-
-        kind = "Select-Tabular" if tabular else "Select"
-        result = train(
-            env_id(cell.task.name, kind),
-            policy,
-            budget,
-            seed=cell.seed,
-            env_kwargs=train_kwargs,
-            progress=False,
-        )
-        log = TrainLog(result.curve, result.llm_calls, result.cache_hits, result.wall_s)
-
-        def act(obs: Any) -> int:
-            return int(result.agent.act(obs, greedy=True))
-
-    choices = [act(obs) for obs in cell.observations(tabular)]
-    eval_calls, eval_wall = cell.eval_cost()
-    k = test_table.shape[1]
-    row = {
-        "test_score": round(score_of_choices(test_table, choices), 4),
-        "llm_calls": log.llm_calls + eval_calls,
-        "cache_hit_rate": round(log.cache_hits / log.llm_calls, 3) if log.llm_calls else 0.0,
-        "wall_s": round(log.wall_s + eval_wall, 2),
-        "prompt_counts": np.bincount(choices, minlength=k).tolist(),
-        "notes": f"trained {budget} steps on train",
-    }
-    return row, log.curve
-
-
-@dataclasses.dataclass
-class TrainLog:
-    curve: list[dict[str, float]]
-    llm_calls: int
-    cache_hits: int
-    wall_s: float
-
-
-class CurveRecorder(gym.Wrapper):
-    """Records (step, reward, LLM calls, cache hits) for SB3 runs, like ``agents.experiment.train``."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.curve: list[dict[str, float]] = []
-
-    def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        usage = info.get("llm")
-        self.curve.append(
-            {
-                "step": len(self.curve) + 1,
-                "reward": float(reward),
-                "llm_calls": usage.env_calls if usage is not None else len(self.curve) + 1,
-                "cache_hits": usage.cache_hits if usage is not None else 0,
-            }
-        )
-        return obs, reward, terminated, truncated, info
-
-
-def _cache_hits(env: gym.Env) -> int:
-    llm = env.unwrapped._llm
-    return int(llm.stats.cache_hits) if llm is not None else 0
-
-
-def train_sb3_select(
-    cell: TaskSeedCell, train_kwargs: dict[str, Any], budget: int
-) -> tuple[Any, TrainLog]:
-    from agents.sb3 import train_sb3
-
-    env = CurveRecorder(gym.make(env_id(cell.task.name, "Select"), **train_kwargs))
-    start = time.perf_counter()
-    n_steps = max(8, min(64, budget))
-    model = train_sb3(
-        env, "ppo", budget, seed=cell.seed, n_steps=n_steps, batch_size=min(32, n_steps)
-    )
-    log = TrainLog(
-        env.curve, int(env.unwrapped.calls_used), _cache_hits(env), time.perf_counter() - start
-    )
-    env.close()
-
-    def act(obs: Any) -> int:
-        action, _ = model.predict(obs, deterministic=True)
-        return int(np.asarray(action).item())
-
-    return act, log
-
-
-def run_maskable_ppo(cell: TaskSeedCell) -> tuple[dict[str, Any], list]:
-    """MaskablePPO edits the manual prompt on the Edit env; its final prompt is scored on test."""
-    from agents.sb3 import train_sb3
-    from prompt_env.scoring import evaluate
-
-    budget = cell.plan.budget_of(cell.task, "maskable-ppo")
-    minibatch = cell.plan.edit_minibatch
-    kwargs = {**cell.env_kwargs, "minibatch_size": minibatch}
-    if cell.task.train_reward:
-        kwargs["reward"] = cell.task.train_reward
-    env = CurveRecorder(gym.make(env_id(cell.task.name, "Edit"), **kwargs))
-    # each edit scores the prompt on the minibatch, and so does each reset
-    steps = max(16, budget // minibatch)
-    n_steps = max(8, min(64, steps))
-    start = time.perf_counter()
-    model = train_sb3(
-        env, "maskable_ppo", steps, seed=cell.seed, n_steps=n_steps, batch_size=min(32, n_steps)
-    )
-    train_wall = time.perf_counter() - start
-    train_calls, hits = int(env.unwrapped.calls_used), _cache_hits(env)
-    obs, _ = env.reset(seed=cell.seed)
-    done = False
-    while not done:  # one greedy episode from the manual prompt: its final prompt is the result
-        action, _ = model.predict(
-            obs, deterministic=True, action_masks=env.unwrapped.action_masks()
-        )
-        obs, _, terminated, truncated, _ = env.step(int(np.asarray(action).item()))
-        done = terminated or truncated
-    base = env.unwrapped
-    prompt = base.prompt
-    test = base.task.split("test")[: cell.task.test_limit]
-    eval_start = time.perf_counter()
-    outcomes = evaluate(base.llm, base.task, [(prompt, e) for e in test], cell.metric)
-    score = float(np.mean([o.score for o in outcomes]))
-    env.close()
-    row = {
-        "test_score": round(score, 4),
-        "llm_calls": int(base.calls_used) + len(test),
-        "cache_hit_rate": round(hits / train_calls, 3) if train_calls else 0.0,
-        "wall_s": round(train_wall + time.perf_counter() - eval_start, 2),
-        "notes": f"final prompt {prompt.name} after {steps} edit steps on dev",
-        "final_prompt": prompt.describe() if hasattr(prompt, "describe") else prompt.name,
-    }
-    return row, env.curve
-
-
-def compress_curve(curve: list[dict[str, float]], window: int = 25) -> dict[str, list[float]]:
-    """Moving mean of the training reward vs LLM calls, at most CURVE_POINTS points."""
-    rewards = np.array([c["reward"] for c in curve], dtype=np.float64)
-    calls = np.array([c["llm_calls"] for c in curve], dtype=np.float64)
-    width = max(1, min(window, len(rewards)))
-    smooth = np.convolve(rewards, np.ones(width) / width, mode="valid")
-    calls = calls[len(calls) - len(smooth) :]
-    index = np.unique(np.linspace(0, len(smooth) - 1, min(CURVE_POINTS, len(smooth))).astype(int))
-    return {
-        "llm_calls": calls[index].tolist(),
-        "reward": [round(float(r), 5) for r in smooth[index]],
-    }
 
 
 # --------------------------------------------------------------------------- the grid
@@ -560,169 +312,86 @@ def compress_curve(curve: list[dict[str, float]], window: int = 25) -> dict[str,
 
 def run_grid(plan: Plan) -> dict[str, Any]:
     """Run every missing cell; returns counts and all rows."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     plan.out.mkdir(parents=True, exist_ok=True)
-    results = plan.out / "results.jsonl"
-    rows = read_rows(results)
+    results = plan.out / RESULTS_FILE
+    rows = read_jsonl(results)
     done = {cell_key(r["task"], r["policy"], r["seed"]) for r in rows}
     cells = list(plan.cells())
-    console = Console(stderr=True)
     skipped = sum(cell_key(t.name, p, s) in done for t, s, p in cells)
     new = 0
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not plan.progress,
-    )
-    current: TaskSeedCell | None = None
+    reporter = ProgressReporter(enabled=plan.progress)
+    console = reporter.console
+    current: tuple[TaskPlan, int, Setting] | None = None
     busy: set[tuple[str, int]] = set()  # (task, seed) claimed by another harness process
-    with progress:
-        bar = progress.add_task("grid", total=len(cells), completed=skipped)
-        table_bar = progress.add_task("score tables", total=1, visible=False)
-        last_line = [0.0]
-
-        def on_table(split: str, done: int, total: int) -> None:
-            progress.update(table_bar, description=f"  {split} score table (prompt x input pairs)",
-                            completed=done, total=max(total, 1), visible=done < total)
-            # a log file gets no live bar: a line at most every 30 s instead
-            if plan.progress and not console.is_terminal and done and (
-                done == total or time.monotonic() - last_line[0] > 30
-            ):
-                last_line[0] = time.monotonic()
-                console.print(f"  {split} score table: {done}/{total} prompt x input pairs")
-
+    with reporter:
+        bar = reporter.add("grid", len(cells), completed=skipped)
         try:
             for task, seed, policy in cells:
                 if cell_key(task.name, policy, seed) in done or (task.name, seed) in busy:
                     continue
-                if current is None or (current.task.name, current.seed) != (task.name, seed):
+                if current is None or (current[0].name, current[1]) != (task.name, seed):
                     if current is not None:
-                        release(plan.out, current.task.name, current.seed)
+                        release(plan.out, current[0].name, current[1])
                         current = None
                     if not claim(plan.out, task.name, seed):
                         busy.add((task.name, seed))
                         console.print(f"{task.name} seed {seed}: another harness process has it; skipped")
                         continue
                     # rows another process appended since this one started
-                    done |= {cell_key(r["task"], r["policy"], r["seed"]) for r in read_rows(results)}
+                    done |= {cell_key(r["task"], r["policy"], r["seed"]) for r in read_jsonl(results)}
                     if cell_key(task.name, policy, seed) in done:
                         release(plan.out, task.name, seed)
                         continue
-                    current = TaskSeedCell(plan, task, seed)
-                    current.table_progress = on_table
-                progress.update(bar, description=f"{task.name} seed {seed}: {policy}")
-                row = run_policy(current, policy)
-                append_row(results, row)
-                rows.append(row)
+                    current = (task, seed, setting_of(plan, task, seed, reporter))
+                reporter.update(bar, description=f"{task.name} seed {seed}: {policy}")
+                row = run_cell(plan, task, current[2], policy)
+                append_jsonl(results, row)
                 done.add(cell_key(task.name, policy, seed))
                 new += 1
-                progress.advance(bar)
+                reporter.update(bar, advance=1)
                 console.print(
                     f"{task.name} seed {seed} {policy:>20}: {row['metric']} {row['test_score']:.3f}, "
-                    f"{row['llm_calls']} LLM calls, {row['wall_s']:.1f} s"
+                    f"{row['llm_calls']} LLM calls ({row['distinct_pairs']} distinct), "
+                    f"{row['wall_s']:.1f} s"
                 )
         finally:
             if current is not None:
-                release(plan.out, current.task.name, current.seed)
-    rows = read_rows(results)  # every process's rows, for the table and plots
-    write_outputs(rows, plan)
+                release(plan.out, current[0].name, current[1])
+    rows = read_jsonl(results)  # every process's rows, for the table and plots
+    write_outputs(rows, plan.out)
     return {"new": new, "skipped": skipped, "rows": rows, "out": plan.out}
 
 
 # --------------------------------------------------------------------------- reports
 
 
-def _order(policy: str) -> int:
-    return POLICIES.index(policy) if policy in POLICIES and policy != ORACLE else len(POLICIES)
-
-
-def summarize(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Per task, per policy: mean/std of the test score over seeds, mean calls and wall time."""
-    by_task: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for r in rows:
-        by_task.setdefault(r["task"], {}).setdefault(r["policy"], []).append(r)
-    summary: dict[str, list[dict[str, Any]]] = {}
-    for task, policies in by_task.items():
-        manual = {r["seed"]: r["test_score"] for r in policies.get("manual", [])}
-        entries = []
-        for policy in sorted(policies, key=_order):
-            group = policies[policy]
-            scores = np.array([r["test_score"] for r in group], dtype=np.float64)
-            gains = [r["test_score"] - manual[r["seed"]] for r in group if r["seed"] in manual]
-            entries.append(
-                {
-                    "policy": policy,
-                    "n": len(group),
-                    "mean": float(scores.mean()),
-                    "std": float(scores.std(ddof=1)) if len(scores) > 1 else math.nan,
-                    "gain": float(np.mean(gains)) if gains else math.nan,
-                    "llm_calls": float(np.mean([r["llm_calls"] for r in group])),
-                    "wall_s": float(np.mean([r["wall_s"] for r in group])),
-                    "metric": group[0]["metric"],
-                    "test_limit": group[0]["test_limit"],
-                    "n_test": group[0].get("n_test", group[0]["test_limit"]),
-                    "seeds": sorted(r["seed"] for r in group),
-                    "upper_bound": policy == ORACLE,
-                }
-            )
-        summary[task] = entries
-    return summary
-
-
-def _pct(x: float, percent: bool) -> str:
-    if math.isnan(x):
-        return "–"
-    return f"{100 * x:.1f}" if percent else f"{x:.3f}"
-
-
-def markdown_report(rows: list[dict[str, Any]], plan: Plan | None = None) -> str:
+def markdown_report(rows: list[dict[str, Any]]) -> str:
     """results.md: one table per task, mean ± std over seeds."""
-    summary = summarize(rows)
-    lines = ["# Benchmark results", ""]
     llms = sorted({str(r.get("llm")) for r in rows})
-    lines.append(
+    lines = [
+        "# Benchmark results",
+        "",
         f"Task LLM: {', '.join(f'`{m}`' for m in llms)}. Scores are on a fixed test subset "
-        "(the first N test examples, N given per task), mean ± sample std over seeds."
-    )
-    lines.append(
-        "`LLM calls` = calls the policy needed, training + evaluation (best-fixed-on-dev: "
-        "K prompts x dev + test; oracle: K x test), cached or not; `Δ manual` = mean gain "
-        "over the manual prompt on the same seed."
-    )
-    lines.append("")
-    for task, entries in summary.items():
-        first = entries[0]
-        percent = first["metric"] in {"accuracy", "exact_match", "em"}
-        unit = " (%)" if percent else ""
-        seeds = sorted({s for e in entries for s in e["seeds"]})
-        lines += [
-            f"## {task}: {first['metric']}{unit} on a fixed test subset of {first['n_test']} examples",
-            "",
-            f"Seeds present: {', '.join(map(str, seeds))}.",
-            "",
-            f"| policy | test {first['metric']}{unit} | Δ manual | seeds | LLM calls (mean) | wall s (mean) |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for e in entries:
-            name = f"{e['policy']} (upper bound)" if e["upper_bound"] else e["policy"]
-            spread = "" if math.isnan(e["std"]) else f" ± {_pct(e['std'], percent)}"
-            gain = _pct(e["gain"], percent)
-            gain = gain if gain == "–" or gain.startswith("-") else f"+{gain}"
-            lines.append(
-                f"| {name} | {_pct(e['mean'], percent)}{spread} | {gain} | {e['n']} | "
-                f"{e['llm_calls']:.0f} | {e['wall_s']:.1f} |"
-            )
-        lines.append("")
+        "(the first N test examples, N given per task), mean ± sample std over seeds.",
+        "`LLM calls` = (prompt, input) calls the policy requested, training + evaluation, cached or "
+        "not (best-fixed-on-dev: K prompts x dev + test; oracle: K x test); `distinct pairs` = the "
+        "distinct ones among them (what a run costs with a cache); `Δ manual` = mean gain over the "
+        "manual prompt on the same seed; `wall s` = measured time of the work done for that policy "
+        "alone (test scores of pool-prompt choices are read from one shared, separately timed test "
+        "score table).",
+        "",
+    ]
+    for task, table in summary_tables(rows).items():
+        seeds = sorted({r["seed"] for r in rows if r["task"] == task})
+        lines += [f"## {table.title}", "", f"Seeds present: {', '.join(map(str, seeds))}.", "",
+                  table.to_markdown(), ""]
     lines += [
         "The per-query oracle looks at the answers (best prompt per input): an upper bound, "
         "not a policy.",
         "",
         "![score vs LLM calls](score_vs_calls.png)",
+        "",
+        "![score vs distinct pairs](score_vs_distinct_pairs.png)",
         "",
         "![learning curves](learning_curves.png)",
         "",
@@ -730,127 +399,13 @@ def markdown_report(rows: list[dict[str, Any]], plan: Plan | None = None) -> str
     return "\n".join(lines)
 
 
-def _save_figure(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def _colors(policies: list[str]) -> dict[str, Any]:
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10"]
-    return {p: cmap(i % 10) for i, p in enumerate(sorted(policies, key=_order))}
-
-
-def plot_score_vs_calls(rows: list[dict[str, Any]], path: Path) -> None:
-    """One marker per policy per task: mean test score vs mean LLM calls (log x)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    summary = summarize(rows)
-    colors = _colors(sorted({r["policy"] for r in rows}))
-    markers = "osD^v<>ph*"
-    fig, axes = plt.subplots(
-        1, len(summary), figsize=(5.5 * len(summary) + 1.5, 4.2), squeeze=False
-    )
-    for ax, (task, entries) in zip(axes[0], summary.items(), strict=False):
-        for i, e in enumerate(entries):
-            label = f"{e['policy']} (upper bound)" if e["upper_bound"] else e["policy"]
-            yerr = None if math.isnan(e["std"]) else e["std"]
-            ax.errorbar(
-                max(e["llm_calls"], 1),
-                e["mean"],
-                yerr=yerr,
-                fmt=markers[i % len(markers)],
-                color=colors[e["policy"]],
-                markersize=8,
-                capsize=3,
-                label=label,
-                markerfacecolor="none" if e["upper_bound"] else colors[e["policy"]],
-            )
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlabel("LLM calls (training + evaluation, mean over seeds)")
-        ax.set_ylabel(f"test {entries[0]['metric']} (n={entries[0]['n_test']})")
-        ax.set_title(f"{task} ({len(entries[0]['seeds'])} seeds)")
-        ax.grid(alpha=0.3, which="both")
-    handles, labels = {}, {}
-    for ax in axes[0]:
-        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, h)
-            labels[label] = label
-    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (5.5 * len(summary) + 1.5), 1))
-    _save_figure(fig, path)
-
-
-def plot_learning_curves(rows: list[dict[str, Any]], path: Path) -> None:
-    """Training reward (moving mean, averaged over seeds) vs LLM calls, per task; Edit-env policies apart."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves: dict[tuple[str, str], dict[str, list[dict[str, list[float]]]]] = {}
-    for r in rows:
-        if r.get("curve"):
-            env_kind = (
-                "Edit env (reward: score change)" if r["policy"] == "maskable-ppo" else "Select env"
-            )
-            curves.setdefault((r["task"], env_kind), {}).setdefault(r["policy"], []).append(
-                r["curve"]
-            )
-    panels = sorted(curves)
-    colors = _colors(sorted({p for c in curves.values() for p in c}))
-    fig, axes = plt.subplots(
-        1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2), squeeze=False
-    )
-    for ax, key in zip(axes[0], panels, strict=False):
-        for policy in sorted(curves[key], key=_order):
-            runs = curves[key][policy]
-            n = min(len(c["reward"]) for c in runs)
-            calls = np.mean([c["llm_calls"][:n] for c in runs], axis=0)
-            reward = np.array([c["reward"][:n] for c in runs])
-            ax.plot(
-                calls,
-                reward.mean(axis=0),
-                color=colors[policy],
-                linewidth=2,
-                label=f"{policy} ({len(runs)})",
-            )
-            if len(runs) > 1:
-                ax.fill_between(
-                    calls, reward.min(axis=0), reward.max(axis=0), color=colors[policy], alpha=0.15
-                )
-        reward_names = sorted({str(r.get("train_reward")) for r in rows if r["task"] == key[0]})
-        ax.set_title(f"{key[0]}, {key[1]}")
-        ax.set_xlabel("LLM calls requested by the env (training)")
-        ax.set_ylabel(f"training reward ({', '.join(reward_names)}), moving mean")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="policy (seeds)", title_fontsize=8)
-    if not panels:
-        axes[0][0].text(0.5, 0.5, "no learned policies in this grid", ha="center", va="center")
-    fig.tight_layout()
-    _save_figure(fig, path)
-
-
-def write_outputs(rows: list[dict[str, Any]], plan: Plan) -> None:
-    report = markdown_report(rows, plan)
-    tmp = plan.out / "results.md.tmp"
-    tmp.write_text(report)
-    tmp.replace(plan.out / "results.md")
+def write_outputs(rows: list[dict[str, Any]], out: Path) -> None:
+    """results.md and the three figures, from every row present."""
+    save_text(markdown_report(rows), out / "results.md")
     if rows:
-        plot_score_vs_calls(rows, plan.out / "score_vs_calls.png")
-    plot_learning_curves(rows, plan.out / "learning_curves.png")
+        plot_score_vs_cost(rows, out / "score_vs_calls.png", "llm_calls")
+        plot_score_vs_cost(rows, out / "score_vs_distinct_pairs.png", "distinct_pairs")
+    plot_learning_curves(rows, out / "learning_curves.png")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -859,10 +414,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     summary = run_grid(plan)
     elapsed = time.perf_counter() - start
-    print(markdown_report(summary["rows"], plan))
+    print(markdown_report(summary["rows"]))
     print(
         f"{summary['new']} new cells, {summary['skipped']} skipped (already in "
-        f"{plan.out / 'results.jsonl'}), {elapsed:.0f} s."
+        f"{plan.out / RESULTS_FILE}), {elapsed:.0f} s."
     )
     summary["wall_s"] = elapsed
     return summary

@@ -25,7 +25,7 @@ from agents import (
     load_agent,
     make_agent,
 )
-from agents.common import read_checkpoint_header
+from agents.checkpoint import read_checkpoint_header
 from prompt_env.errors import CheckpointError
 
 ENV_ID = "FrozenLake-v1"
@@ -183,7 +183,7 @@ def test_rejects_plain_safetensors_and_other_format(tmp_path):
 def test_rejects_missing_file_and_mismatched_arrays(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read"):
         TabularQAgent.load(tmp_path / "nope.safetensors")
-    from agents.common import write_checkpoint
+    from agents.checkpoint import write_checkpoint
 
     path = write_checkpoint(
         tmp_path / "odd",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agents import DQNAgent, TabularQAgent, load_agent
-from agents.experiment import TrainResult, train
+from agents.experiments import TrainResult, train
 from prompt_env.errors import CheckpointError
 
 TABULAR_ID = "PromptEnv/BBCTopic-Select-Tabular-v0"
@@ -58,8 +58,9 @@ def greedy_dev_score(agent, env_id: str, table: np.ndarray) -> tuple[float, list
 
 def test_tabular_q_beats_random_prompt_on_dev(tabular_run, dev_accuracy):
     assert tabular_run.log.steps == STEPS
-    assert tabular_run.llm_calls == STEPS  # one LLM call per Select step, cached or not
-    assert tabular_run.model_calls <= N_TRAIN * 11  # everything past the distinct pairs is a cache hit
+    assert tabular_run.usage.calls == STEPS  # one LLM call per Select step, cached or not
+    assert tabular_run.usage.model_calls <= N_TRAIN * 11  # everything past the distinct pairs is a cache hit
+    assert tabular_run.usage.model_calls <= tabular_run.usage.distinct <= N_TRAIN * 11
     assert len(tabular_run.curve) == STEPS
     score, choices = greedy_dev_score(tabular_run.agent, TABULAR_ID, dev_accuracy)
     random_baseline = float(dev_accuracy.mean())

@@ -105,7 +105,9 @@ def test_protocol_config_sets_few_shot_seed_and_subset(harness):
     )
     sst2 = next(t for t in plan.tasks if t.name == "sst2")
     assert sst2.seeds == [13, 21, 42, 87, 100] and sst2.test_limit == 500
-    assert harness.base_env_kwargs(plan, sst2, 21)["task_options"] == {"few_shot_seed": 21}
+    setting = harness.setting_of(plan, sst2, 21, harness.ProgressReporter(enabled=False))
+    assert setting.env_kwargs["task_options"] == {"few_shot_seed": 21}
+    assert setting.select_id == "PromptEnv/SST2-Select-v0" and setting.edit_id == "PromptEnv/SST2-Edit-v0"
     cells = list(plan.cells())
     assert {c[0].name for c in cells[: 3 * len(sst2.policies)]} == {"sst2", "agnews", "squad"}
     quick = harness.build_plan(harness.parse_args(["--quick"]))
@@ -139,4 +141,6 @@ def test_real_model_tiny_cell(harness, tmp_path):
     for row in rows.values():
         assert 0.0 <= row["test_score"] <= 1.0 and row["llm"] == "default"
     assert rows["ucb1"]["llm_calls"] == 8 + 3
+    assert rows["ucb1"]["train_calls"] == 8 and rows["ucb1"]["eval_calls"] == 3
+    assert rows["ucb1"]["distinct_pairs"] <= 8 + 3 and rows["manual"]["distinct_pairs"] == 3
     assert harness.main(argv)["skipped"] == 3

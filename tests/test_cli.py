@@ -1,6 +1,6 @@
 """The `prompt-env` command: list, train, eval, demo and its one-line errors.
 
-Most tests call ``prompt_env.cli.main([...])`` in-process; one runs the
+Most tests call ``agents.cli.main([...])`` in-process; one runs the
 installed command as a real subprocess. The train/eval round trip uses the
 real default model on a tiny slice of bbc-topic (cached within the session).
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from prompt_env.cli import main, redact
+from agents.cli import main
+from agents.cli.checks import redact
 
 TABULAR_ID = "PromptEnv/BBCTopic-Select-Tabular-v0"
 TINY_KWARGS = '{"max_examples": 6, "episode_length": 4}'
@@ -31,7 +32,7 @@ def wide_console(monkeypatch):
 
 def command_path() -> list[str]:
     script = Path(sys.executable).parent / "prompt-env"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "prompt_env.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "agents.cli"]
 
 
 # --------------------------------------------------------------------------- list
@@ -77,7 +78,7 @@ def test_installed_command_runs_as_a_subprocess():
 
 def test_demo_calls_run_demo(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr("prompt_env.demo.run_demo", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr("agents.experiments.demo.run_demo", lambda **kwargs: calls.append(kwargs))
     assert main(["demo"]) == 0
     assert calls == [{}]
     assert main(["demo", "--out", str(tmp_path), "--steps", "5", "--n-test", "3", "--llm", "fake",
@@ -105,7 +106,7 @@ def test_train_writes_agent_metrics_and_run_json(trained_run):
     with open(trained_run / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == list(range(1, TRAIN_STEPS + 1))
-    assert set(rows[0]) == {"step", "reward", "llm_calls", "cache_hits"}
+    assert set(rows[0]) == {"step", "reward", "llm_calls", "distinct", "cache_hits"}
     assert int(rows[-1]["llm_calls"]) == TRAIN_STEPS
     run = json.loads((trained_run / "run.json").read_text())
     assert run["status"] == "finished"
@@ -139,7 +140,7 @@ def test_eval_writes_json_and_prints_table(trained_run, capsys):
 
 
 def test_checkpoints_are_written_during_training(tmp_path, monkeypatch):
-    from agents.common import Agent
+    from agents.base import Agent
 
     saved_at = []
     original_save = Agent.save

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from prompt_env.demo import run_demo
+from agents.experiments.demo import run_demo
 
 POLICIES = {"random", "manual", "best-fixed-on-dev", "per-query-oracle", "ucb1", "tabular-q", "dqn"}
 

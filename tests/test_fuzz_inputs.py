@@ -448,7 +448,7 @@ def test_checkpoint_for_another_env_or_agent(tmp_path, saved_agent):
 
 
 def test_wrong_array_shapes_and_dtypes(tmp_path):
-    from agents.common import write_checkpoint
+    from agents.checkpoint import write_checkpoint
 
     config = {"n_states": 3, "n_actions": 2}
     cases = {

@@ -1,0 +1,159 @@
+"""The `prompt-env` command: list, train, eval, demo.
+
+    prompt-env list [--all]
+    prompt-env train --env ID --agent NAME --steps N [--llm SPEC] [--seed S] [--out DIR]
+                     [--env-kwargs JSON] [--agent-kwargs JSON] [--checkpoint-every N]
+    prompt-env eval --run DIR [--split test] [--limit N] [--dev-limit N] [--reward NAME] [--llm SPEC]
+    prompt-env demo [--out DIR] [--steps N] [--n-test N] [--llm SPEC] [--seed S]
+
+User mistakes (unknown env id or agent, missing data directory, bad LLM
+spec, bad JSON, a directory that is not a run) print one line and a hint on
+stderr and exit with status 2; set ``PROMPT_ENV_DEBUG=1`` to see the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from agents.cli.checks import UsageError
+from agents.cli.listing import command_list
+from agents.cli.runs import AGENT_FILE, command_demo, command_eval, command_train
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+SPLITS = ("train", "dev", "test")
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prompt-env",
+        description="Prompt optimization as reinforcement learning: environments, agents, benchmarks.",
+        epilog=(
+            "examples:\n"
+            "  prompt-env list\n"
+            "  prompt-env train --env PromptEnv/BBCTopic-Select-Tabular-v0 --agent tabular-q --steps 300 "
+            "--out runs/tq\n"
+            "  prompt-env eval --run runs/tq --split test --limit 60\n"
+            "  prompt-env demo --steps 300 --n-test 60"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="train tabular Q, DQN and UCB1 on bbc-topic and compare with baselines")
+    demo.add_argument("--out", type=Path, help="output directory (default runs/demo)")
+    demo.add_argument("--steps", type=_positive_int, help="training steps per agent (default 300)")
+    demo.add_argument("--n-test", type=_positive_int, help="test articles to score (default 60)")
+    demo.add_argument("--llm", help="task LLM spec (default: the embedded model)")
+    demo.add_argument("--seed", type=int, help="seed (default 0)")
+
+    listing = sub.add_parser("list", help="tasks, env ids, agents and LLM spec forms")
+    listing.add_argument("--all", action="store_true", help="print every registered env id, one per line")
+
+    train = sub.add_parser("train", help="train an agent on an env and save it with its learning curve")
+    train.add_argument("--env", required=True, metavar="ID", help="env id, e.g. PromptEnv/BBCTopic-Select-Tabular-v0")
+    train.add_argument("--agent", required=True, metavar="NAME", help="agent name (see `prompt-env list`)")
+    train.add_argument("--steps", required=True, type=_positive_int, help="env steps to train for")
+    train.add_argument("--llm", help='task LLM spec (default "default", or the "llm" of --env-kwargs)')
+    train.add_argument("--seed", type=int, default=0, help="seed of the agent and the env (default 0)")
+    train.add_argument("--out", type=Path, help="run directory (default runs/<env>-<agent>-seed<S>)")
+    train.add_argument("--env-kwargs", metavar="JSON", help='env arguments, e.g. \'{"max_examples": 20}\'')
+    train.add_argument("--agent-kwargs", metavar="JSON", help='agent arguments, e.g. \'{"gamma": 0.5}\'')
+    train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                       help=f"also save the agent to DIR/{AGENT_FILE} every N steps")
+
+    evaluate = sub.add_parser("eval", help="evaluate a trained run next to the baselines")
+    evaluate.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory made by `train`")
+    evaluate.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate on (default test)")
+    evaluate.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N inputs of the split")
+    evaluate.add_argument("--dev-limit", type=_positive_int, metavar="N",
+                          help="only the first N dev inputs to choose best-fixed-on-dev (Select envs)")
+    evaluate.add_argument("--reward", help="metric to report (default: the task's metric)")
+    evaluate.add_argument("--llm", help="task LLM spec (default: the one the run trained with)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episode (Edit envs)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse already printed usage and the error
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "demo": command_demo, "list": command_list, "train": command_train, "eval": command_eval,
+    }
+    if args.command not in commands:
+        parser.print_help()
+        return 0
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("prompt-env: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - only user mistakes are reported; the rest re-raise
+        message, hint = _user_error(error)
+        if message is None or os.environ.get("PROMPT_ENV_DEBUG"):
+            raise
+        print(f"prompt-env {args.command}: error: {message}", file=sys.stderr)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _user_error(error: Exception) -> tuple[str | None, str]:
+    """(one-line message, hint) for errors a user can fix; (None, "") for bugs."""
+    import gymnasium
+
+    from prompt_env.errors import (
+        CheckpointError,
+        DataNotFoundError,
+        LLMSpecError,
+        PromptEnvError,
+        UnknownTaskError,
+    )
+
+    def one_line(text: str) -> str:
+        return " ".join(str(text).split())
+
+    if isinstance(error, UsageError):
+        return one_line(str(error)), error.hint
+    if isinstance(error, DataNotFoundError):
+        return one_line(str(error)), (
+            'set PROMPT_ENV_DATA to the data directory or pass --env-kwargs \'{"data_dir": "..."}\'; '
+            "`prompt-env list` shows which tasks need one"
+        )
+    if isinstance(error, LLMSpecError):
+        return one_line(str(error)), "`prompt-env list` shows the LLM spec forms"
+    if isinstance(error, UnknownTaskError):
+        return one_line(str(error)), "`prompt-env list` shows the catalog tasks"
+    if isinstance(error, CheckpointError):
+        return one_line(str(error)), "train the agent again with `prompt-env train`"
+    if isinstance(error, PromptEnvError):
+        return one_line(str(error)), ""
+    if isinstance(error, gymnasium.error.Error):
+        return one_line(str(error)), "`prompt-env list` shows the registered env ids"
+    if isinstance(error, ValueError):
+        return one_line(str(error)), "check the command's arguments (`prompt-env <command> --help`)"
+    return None, ""

@@ -1,0 +1,7 @@
+"""``python -m agents.cli``: the `prompt-env` command."""
+
+import sys
+
+from agents.cli import main
+
+sys.exit(main())

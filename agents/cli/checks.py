@@ -1,0 +1,123 @@
+"""Checks of the command's arguments: one-line errors with a hint, before any work starts."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import re
+from typing import Any
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; the message and hint are shown as they are."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def check_env_id(env_id: str) -> str:
+    """The env id without a ``prompt_env:`` prefix, or a UsageError with close matches."""
+    import gymnasium as gym
+
+    import prompt_env  # noqa: F401 - registers the env ids
+    from prompt_env.registration import registered_ids
+
+    name = env_id.split(":", 1)[1] if env_id.startswith("prompt_env:") else env_id
+    if name in gym.registry:
+        return name
+    close = difflib.get_close_matches(name, registered_ids(), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UsageError(f"unknown env id {env_id!r}", hint + "`prompt-env list` shows the env ids")
+
+
+def check_agent(name: str) -> str:
+    from agents import AGENTS
+
+    if name in AGENTS:
+        return name
+    close = difflib.get_close_matches(name, list(AGENTS), n=2, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UsageError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}",
+                     hint + "`prompt-env list` describes them")
+
+
+def check_llm_spec(spec: str | dict[str, Any]) -> str | dict[str, Any]:
+    """The spec unchanged when valid; LLMSpecError otherwise (nothing is loaded)."""
+    from prompt_env.llm import normalize_spec
+
+    normalize_spec(spec)
+    return spec
+
+
+def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{option} is not valid JSON ({error.msg} at column {error.colno}): {text!r}",
+                         f'write a JSON object, e.g. {option} \'{{"max_examples": 20}}\'') from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{option} must be a JSON object, got {type(value).__name__}: {text!r}",
+                         f'write a JSON object, e.g. {option} \'{{"max_examples": 20}}\'')
+    return value
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments the env's constructor does not take."""
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(env_id)
+    if not isinstance(spec.entry_point, str):
+        return
+    creator = load_env_creator(spec.entry_point)
+    parameters = inspect.signature(creator).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(env_kwargs) - set(parameters))
+    if unknown:
+        accepted = ", ".join(p for p in parameters if p != "self")
+        raise UsageError(f"--env-kwargs: {env_id} takes no argument(s) {', '.join(map(repr, unknown))}",
+                         f"accepted: {accepted}")
+
+
+def check_reward(env: Any, reward: str | None) -> None:
+    """Refuse a reward name that does not exist or does not fit the env's task kind."""
+    if reward is None:
+        return
+    from prompt_env.rewards import list_rewards
+    from prompt_env.scoring import resolve_reward
+
+    task = env.unwrapped.task
+    try:
+        resolve_reward(task, reward)
+    except (KeyError, ValueError) as error:
+        raise UsageError(str(error.args[0] if error.args else error),
+                         f"rewards for {task.kind} tasks: {', '.join(list_rewards(task.kind))}") from None
+
+
+_SECRET_KEY = re.compile(r"api[_-]?key|secret|password|passwd|authorization|credential|(^|_)token$|^headers$",
+                         re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` without secrets (API keys, tokens, passwords, URL credentials)."""
+    if isinstance(value, dict):
+        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        if value.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                cleaned = redact(parsed)
+                return value if cleaned == parsed else json.dumps(cleaned)
+        return _URL_CREDENTIALS.sub(r"\1<redacted>@", value)
+    return value

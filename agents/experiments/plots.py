@@ -1,0 +1,119 @@
+"""Plots of results rows: test score vs LLM cost, and learning curves.
+
+Both read results rows (the demo's ``results.json``, the harness's
+``results.jsonl``): a row's ``curve`` is the compressed training curve of
+``agents.experiments.curves.compress_curve``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.experiments.report import policy_order, summarize
+
+COST_LABELS = {
+    "llm_calls": "LLM calls requested (training + evaluation, cached or not)",
+    "distinct_pairs": "distinct (prompt, input) pairs scored (what a cached run costs)",
+}
+EDIT_POLICIES = frozenset({"maskable-ppo"})
+"""Policies whose curves are Edit-env rewards (score changes), plotted apart."""
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _colors(policies: Sequence[str]) -> dict[str, Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {p: cmap(i % 10) for i, p in enumerate(sorted(policies, key=policy_order))}
+
+
+def plot_score_vs_cost(rows: Sequence[dict[str, Any]], path: Path, cost: str = "llm_calls") -> None:
+    """One marker per policy per task: mean test score (± std over seeds) vs mean cost (log x)."""
+    from matplotlib import ticker
+
+    plt = _pyplot()
+    summary = summarize(rows)
+    colors = _colors(sorted({r["policy"] for r in rows}))
+    markers = "osD^v<>ph*"
+    width = 5.5 * max(1, len(summary)) + 1.5
+    fig, axes = plt.subplots(1, max(1, len(summary)), figsize=(width, 4.2), squeeze=False)
+    for ax, (task, entries) in zip(axes[0], summary.items(), strict=False):
+        for i, e in enumerate(entries):
+            x = e[cost] if not math.isnan(e[cost]) else e["llm_calls"]
+            ax.errorbar(max(x, 1), e["mean"], yerr=None if math.isnan(e["std"]) else e["std"],
+                        fmt=markers[i % len(markers)], color=colors[e["policy"]], markersize=8,
+                        capsize=3, label=f"{e['policy']} (upper bound)" if e["upper_bound"] else e["policy"],
+                        markerfacecolor="none" if e["upper_bound"] else colors[e["policy"]])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel(COST_LABELS.get(cost, cost) + ", mean over seeds", fontsize=8)
+        ax.set_ylabel(f"test {entries[0]['metric']} (n={entries[0]['n_test']})")
+        ax.set_title(f"{task} ({len(entries[0]['seeds'])} seeds)")
+        ax.grid(alpha=0.3, which="both")
+    handles: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / width, 1))
+    _save(fig, path)
+
+
+def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Training reward (moving mean, mean over seeds, min-max band) vs LLM calls, per task;
+    Edit-env policies in their own panel (their reward is a score change)."""
+    plt = _pyplot()
+    curves: dict[tuple[str, str], dict[str, list[dict[str, list[float]]]]] = {}
+    for r in rows:
+        if r.get("curve") and r["curve"].get("reward"):
+            kind = "Edit env (reward: score change)" if r["policy"] in EDIT_POLICIES else "Select env"
+            curves.setdefault((r["task"], kind), {}).setdefault(r["policy"], []).append(r["curve"])
+    panels = sorted(curves)
+    colors = _colors(sorted({p for c in curves.values() for p in c}))
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2),
+                             squeeze=False)
+    for ax, key in zip(axes[0], panels, strict=False):
+        for policy in sorted(curves[key], key=policy_order):
+            runs = curves[key][policy]
+            n = min(len(c["reward"]) for c in runs)
+            calls = np.mean([c["llm_calls"][:n] for c in runs], axis=0)
+            reward = np.array([c["reward"][:n] for c in runs])
+            ax.plot(calls, reward.mean(axis=0), color=colors[policy], linewidth=2,
+                    label=f"{policy} ({len(runs)})")
+            if len(runs) > 1:
+                ax.fill_between(calls, reward.min(axis=0), reward.max(axis=0),
+                                color=colors[policy], alpha=0.15)
+        rewards = sorted({str(r.get("train_reward")) for r in rows if r["task"] == key[0]})
+        ax.set_title(f"{key[0]}, {key[1]}")
+        ax.set_xlabel("LLM calls requested by the env (training)")
+        ax.set_ylabel(f"training reward ({', '.join(rewards)}), moving mean")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="policy (seeds)", title_fontsize=8)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no learned policies in these rows", ha="center", va="center")
+    fig.tight_layout()
+    _save(fig, path)

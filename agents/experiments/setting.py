@@ -1,0 +1,149 @@
+"""One task on one seed: the envs its policies train on and the tables they are judged by.
+
+A :class:`Setting` is what the demo, ``prompt-env eval`` and the benchmark
+harness share: the Select env of a task (its pool prompts scored on dev and on
+a fixed test subset, once, batched and cached) and, for edit policies, the
+task's Edit env. Every env is made with ``gym.make`` from registered ids and
+JSON keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.experiments.usage import Usage, measured
+from agents.progress import ProgressReporter
+
+
+@dataclasses.dataclass
+class ScoreTables:
+    """Reward of every pool prompt on every dev and test input, and what computing them cost."""
+
+    dev: np.ndarray
+    """Shape (n_dev, K)."""
+    test: np.ndarray
+    """Shape (n_test, K): the split being evaluated (test, or the split asked for)."""
+    dev_usage: Usage
+    test_usage: Usage
+    prompt_names: list[str]
+
+    @property
+    def n_test(self) -> int:
+        return int(self.test.shape[0])
+
+    @property
+    def n_prompts(self) -> int:
+        return int(self.test.shape[1])
+
+
+@dataclasses.dataclass
+class Setting:
+    """Where policies train and how they are evaluated, for one task and seed."""
+
+    select_id: str
+    """A registered Select env id of the task (the pool, the score tables)."""
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``gym.make`` kwargs every env of the setting shares (llm, data_dir, task_options ...)."""
+    seed: int = 0
+    train_reward: str | None = None
+    """Reward while training (None: the task's metric)."""
+    metric: str | None = None
+    """Reward the tables report (None: the task's metric)."""
+    split: str = "test"
+    """The split policies are evaluated on."""
+    test_limit: int | None = None
+    """Evaluate on the first N inputs of ``split`` only (a fixed subset)."""
+    dev_limit: int | None = None
+    """best-fixed-on-dev (and other dev searches) use the first N dev inputs only."""
+    edit_id: str | None = None
+    """The task's Edit env id, for policies that edit prompts."""
+    edit_minibatch: int = 8
+    """Dev inputs each edit is scored on."""
+    reporter: ProgressReporter | None = dataclasses.field(default=None, repr=False, compare=False)
+    """Where progress goes (a silent reporter when None)."""
+    _tables: ScoreTables | None = dataclasses.field(default=None, repr=False, compare=False)
+    _observations: dict[bool, list[Any]] = dataclasses.field(default_factory=dict, repr=False,
+                                                             compare=False)
+    _variants: dict[str, Setting] = dataclasses.field(default_factory=dict, repr=False,
+                                                      compare=False)
+
+    # ------------------------------------------------------------------ envs
+    def make(self, env_id: str | None = None, **overrides: Any) -> gym.Env:
+        """``gym.make`` of ``env_id`` (default: the Select env) with the shared kwargs."""
+        return gym.make(env_id or self.select_id, **{**self.env_kwargs, **overrides})
+
+    def select_env(self, **overrides: Any) -> Any:
+        """The unwrapped Select env (its public ``score_table`` / ``score_prompts`` / ``observe_all``)."""
+        return self.make(**overrides).unwrapped
+
+    def with_observations(self, **env_kwargs: Any) -> Setting:
+        """A copy whose envs take more kwargs that change only what policies observe (e.g.
+        ``encoder="llm"``); it shares this setting's score tables (same prompts, same inputs)."""
+        copy = dataclasses.replace(self, env_kwargs={**self.env_kwargs, **env_kwargs},
+                                   _observations={})
+        copy._tables = self.tables()
+        return copy
+
+    def calibrated(self, calibration: str) -> Setting:
+        """The same setting with calibrated label scoring everywhere (training rewards, the
+        score tables, test scores); made once and shared by every policy that asks for it."""
+        from prompt_env.scoring import check_calibration
+
+        check_calibration(calibration)
+        if calibration not in self._variants:
+            self._variants[calibration] = dataclasses.replace(
+                self, env_kwargs={**self.env_kwargs, "calibration": calibration},
+                _tables=None, _observations={}, _variants={})
+        return self._variants[calibration]
+
+    @property
+    def resolved_metric(self) -> str:
+        if self.metric is None:
+            self.metric = str(self.select_env().task.metric)
+        return self.metric
+
+    # ---------------------------------------------------------------- tables
+    def tables(self) -> ScoreTables:
+        """Dev and evaluation score tables of the pool, computed once (batched, cached)."""
+        if self._tables is None:
+            env = self.select_env()
+            dev, dev_usage = self._table(env, "dev", self.dev_limit)
+            test, test_usage = self._table(env, self.split, self.test_limit)
+            self._tables = ScoreTables(dev, test, dev_usage, test_usage,
+                                       [p.name for p in env.prompts])
+        return self._tables
+
+    def _table(self, env: Any, split: str, limit: int | None) -> tuple[np.ndarray, Usage]:
+        reporter = self.reporter
+        bar = None
+        if reporter is not None:
+            bar = reporter.add(f"  {split} score table (prompt x input pairs)", 1)
+
+        def on_progress(done: int, total: int) -> None:
+            if reporter is not None and bar is not None:
+                reporter.update(bar, completed=done, total=max(total, 1),
+                                visible=done < total)
+
+        with measured(env) as usage:
+            table = env.score_table(split, reward=self.resolved_metric, limit=limit,
+                                    on_progress=on_progress)
+        return table, usage()
+
+    def observations(self, tabular: bool) -> list[Any]:
+        """What a Select-env policy observes for each evaluation input (context ids if tabular)."""
+        if tabular not in self._observations:
+            env = self.select_env(tabular=tabular)
+            self._observations[tabular] = env.observe_all(self.split, self.test_limit)
+        return self._observations[tabular]
+
+    def score_prompt(self, prompt: Any) -> tuple[float, Usage]:
+        """Mean reward of one prompt (e.g. an edited one) on the evaluation inputs, measured."""
+        env = self.select_env()
+        with measured(env) as usage:
+            table = env.score_prompts([prompt], self.split, reward=self.resolved_metric,
+                                      limit=self.test_limit)
+        return float(table.mean()), usage()

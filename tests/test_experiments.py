@@ -1,0 +1,92 @@
+"""The experiment layer: registry, settings, one results row per policy, honest accounting."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from agents.experiments import POLICIES, Setting, get_policy, run_policy
+from agents.experiments.report import policy_table, summary_tables
+from agents.progress import ProgressReporter
+
+FAKE = {"llm": "fake", "task_options": {"n_dev": 4}}
+
+
+def fake_setting(**overrides) -> Setting:
+    options = {"seed": 0, "train_reward": "margin", "test_limit": 5,
+               "edit_id": "PromptEnv/BBCTopic-Edit-v0", "edit_minibatch": 2, **overrides}
+    return Setting("PromptEnv/BBCTopic-Select-v0", dict(FAKE), **options)
+
+
+def test_unknown_policy_names_close_matches() -> None:
+    with pytest.raises(ValueError, match="did you mean best-fixed-on-dev"):
+        get_policy("best-fixed-on-de")
+
+
+@pytest.mark.parametrize("name", [n for n in POLICIES if n not in ("maskable-ppo",)])
+def test_every_select_policy_gives_one_consistent_row(name: str) -> None:
+    """Machinery on the deterministic fake LLM: the accounting adds up for every policy."""
+    row = run_policy(fake_setting(), name, 12)
+    assert row["policy"] == name and row["n_test"] == 5 and 0.0 <= row["test_score"] <= 1.0
+    assert row["llm_calls"] == row["train_calls"] + row["eval_calls"]
+    assert 0 < row["distinct_pairs"] <= row["llm_calls"]
+    assert row["wall_s"] >= 0.0 and 0.0 <= row["cache_hit_rate"] <= 1.0
+    if POLICIES[name].trains:
+        assert row["train_calls"] == 12 and row["curve"]["reward"]
+    if name == "per-query-oracle":
+        assert row["upper_bound"] and row["llm_calls"] == 5 * 11
+
+
+def test_calibrated_variant_uses_calibrated_tables(default_backend, shared_data_dir) -> None:
+    """On the real model: "manual@content-free" is the manual prompt under contextual
+    calibration, and its score is the calibrated score table's column 0."""
+    setting = Setting("PromptEnv/SST2-Select-v0",
+                      {"llm": "default", "data_dir": str(shared_data_dir),
+                       "task_options": {"few_shot_seed": 13}}, metric="accuracy", test_limit=6)
+    raw = run_policy(setting, "manual", 0)
+    calibrated = run_policy(setting, "manual@content-free", 0)
+    assert raw["calibration"] is None and calibrated["calibration"] == "content-free"
+    table = setting.select_env(calibration="content-free").score_table("test", "accuracy", limit=6)
+    assert calibrated["test_score"] == pytest.approx(float(table[:, 0].mean()), abs=1e-4)
+    assert setting.calibrated("content-free") is setting.calibrated("content-free")
+
+
+def test_tables_render_for_terminal_and_markdown() -> None:
+    rows = [run_policy(fake_setting(seed=s), name, 8) | {"task": "bbc-topic"}
+            for s in (0, 1) for name in ("manual", "ucb1", "per-query-oracle")]
+    markdown = summary_tables(rows)["bbc-topic"].to_markdown()
+    assert "| ucb1 |" in markdown and "(upper bound)" in markdown and "± " in markdown
+    single = policy_table(rows[:3], "one seed", notes=True)
+    assert single.headers[:4] == ["policy", "test score", "LLM calls", "distinct pairs"]
+    assert len(single.rows) == 3 and single.to_rich().row_count == 3
+
+
+def test_progress_reporter_prints_plain_lines_in_a_log() -> None:
+    buffer = io.StringIO()
+    reporter = ProgressReporter(console=Console(file=buffer, force_terminal=False, width=100),
+                                log_every_s=3600)
+    with reporter:
+        bar = reporter.add("scoring", 4)
+        for _ in range(4):
+            reporter.update(bar, advance=1, status="ok")
+    lines = buffer.getvalue().splitlines()
+    assert lines == ["scoring: 1/4 (ok)", "scoring: 4/4 (ok)"]  # first, then throttled, then done
+    silent = ProgressReporter(enabled=False)
+    silent.update(silent.add("x", 1), advance=1)
+
+
+def test_usage_meter_counts_distinct_requests_and_phases() -> None:
+    from prompt_env.llm import load_llm
+
+    llm = load_llm("fake", cache=False)
+    with llm.stats.phase("dev"):
+        llm.score(["a", "b", "a"], [" x", " y"])
+    with llm.stats.phase("test"):
+        llm.score(["a", "c"], [" x", " y"])
+    assert llm.stats.calls == 5 and llm.stats.distinct == 3
+    assert llm.stats.phases["dev"]["calls"] == 3 and llm.stats.phases["dev"]["distinct"] == 2
+    assert llm.stats.phases["test"]["distinct"] == 1 and llm.stats.phases["test"]["cache_hits"] == 0
+    assert np.isfinite(llm.score(["a"], [" x"])).all()
