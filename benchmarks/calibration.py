@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.progress import ProgressReporter  # noqa: E402
 from prompt_env.llm import load_llm  # noqa: E402
 from prompt_env.llm.base import LLM  # noqa: E402
 from prompt_env.prompts import Prompt  # noqa: E402
@@ -80,20 +80,6 @@ def line_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["task"], row["prompt"], row["calibration"], row["n_test"], row["few_shot_seed"])
 
 
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of ``path`` (none when it does not exist); a torn last line is dropped."""
-    if not path.exists():
-        return []
-    rows = []
-    for text in path.read_text().splitlines():
-        if text.strip():
-            try:
-                rows.append(json.loads(text))
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interruption
-    return rows
-
-
 def label_fractions(indices: Sequence[int], names: Sequence[str]) -> dict[str, float]:
     counts = np.bincount(np.asarray(indices, dtype=np.int64), minlength=len(names))
     return {name: round(float(c) / max(len(indices), 1), 4) for name, c in zip(names, counts)}
@@ -127,7 +113,7 @@ def summarise(task: Task, prompt: Prompt, outcomes: Sequence[Outcome], examples:
 
 
 def run_task(name: str, n: int, args: argparse.Namespace, llm: LLM, done: set[tuple[Any, ...]],
-             results: Path, progress: Progress) -> None:
+             results: Path, progress: ProgressReporter) -> None:
     """Score the pool of one task under each calibration, appending new lines to ``results``."""
     task = load_task(name, few_shot_seed=args.few_shot_seed, data_dir=args.data_dir)
     examples = task.split("test")[:n]
@@ -135,30 +121,27 @@ def run_task(name: str, n: int, args: argparse.Namespace, llm: LLM, done: set[tu
         todo = [p for p in task.prompt_pool.candidates
                 if (task.name, p.name, calibration, len(examples), args.few_shot_seed) not in done]
         label = f"{name} / {calibration or 'raw'}"
-        bar = progress.add_task(label, total=len(todo) * len(examples))
         if not todo:
-            progress.update(bar, description=f"{label} (already in results)")
+            progress.print(f"{label}: already in {results}")
             continue
+        bar = progress.add(f"{label} (prompt x input pairs)", len(todo) * len(examples))
         before = llm.stats.as_dict()
         started = time.perf_counter()
 
-        def report(finished: int, total: int, bar: Any = bar, label: str = label) -> None:
+        def report(finished: int, total: int, bar: int = bar) -> None:
             progress.update(bar, completed=finished)
-            if not progress.console.is_terminal:  # a log file: one line per finished chunk
-                progress.console.log(f"{label}: {finished}/{total} pairs")
 
         rows = outcome_matrix(llm, task, todo, examples, reward="accuracy",
                               chunk_size=args.chunk_size, calibration=calibration,
                               on_progress=report)
         usage = llm.stats.since(before)
         seconds = round(time.perf_counter() - started, 1)
-        with results.open("a") as handle:
-            for j, prompt in enumerate(todo):
-                line = summarise(task, prompt, [row[j] for row in rows], examples, calibration,
-                                 args.few_shot_seed)
-                line["pass_usage"] = {**usage, "seconds": seconds, "prompts": len(todo)}
-                handle.write(json.dumps(line) + "\n")
-                done.add(line_key(line))
+        for j, prompt in enumerate(todo):
+            line = summarise(task, prompt, [row[j] for row in rows], examples, calibration,
+                             args.few_shot_seed)
+            line["pass_usage"] = {**usage, "seconds": seconds, "prompts": len(todo)}
+            append_jsonl(results, line)
+            done.add(line_key(line))
 
 
 # --------------------------------------------------------------------------- report
@@ -248,22 +231,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.data_dir = args.data_dir or os.environ.get("PROMPT_ENV_DATA")
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.jsonl"
-    done = {line_key(r) for r in read_lines(results)}
-    console = Console(stderr=True)
+    done = {line_key(r) for r in read_jsonl(results)}
     llm = load_llm(args.llm)
     sizes = {"sst2": args.sst2_n, "agnews": args.agnews_n}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("pairs"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with ProgressReporter() as progress:
         for name in args.tasks.split(","):
             run_task(name, sizes[name], args, llm, done, results, progress)
     wanted = {(name, sizes[name], args.few_shot_seed) for name in args.tasks.split(",")}
-    rows = [r for r in read_lines(results) if (r["task"], r["n_test"], r["few_shot_seed"]) in wanted]
+    rows = [r for r in read_jsonl(results) if (r["task"], r["n_test"], r["few_shot_seed"]) in wanted]
     latest = {line_key(r): r for r in rows}  # a line written twice: the last one counts
     markdown = render_markdown(list(latest.values()), args)
-    (args.out / "results.md").write_text(markdown)
+    save_text(markdown, args.out / "results.md")
     print(markdown)
-    console.print(f"LLM usage this run: {llm.stats.as_dict()}")
+    print(f"LLM usage this run: {llm.stats.as_dict()}", file=sys.stderr)
     return 0
 
 
