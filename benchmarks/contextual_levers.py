@@ -14,22 +14,20 @@ mean reward over every train input. A large difference means the learner
 memorised which prompt's label bias matches each train input's label, which
 does not transfer to unseen inputs.
 
-The last line is one JSON object: per seed, both test scores, best-fixed-on-dev
-and the diagnostic numbers.
+One line per (task, seed) goes to ``--out/results.jsonl`` (both test scores,
+best-fixed-on-dev and the diagnostic numbers; a rerun skips seeds already
+there) and the table to ``--out/<task>.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
@@ -38,7 +36,10 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 import prompt_env  # noqa: E402,F401  (registers the env ids)
 from agents.baselines import score_of_choices  # noqa: E402
 from agents.experiments import Setting, run_policy, train  # noqa: E402
+from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
 from agents.experiments.policies import choices_of_agent, train_env_kwargs  # noqa: E402
+from agents.experiments.report import ResultTable  # noqa: E402
+from agents.progress import ProgressReporter  # noqa: E402
 from prompt_env.registration import env_id  # noqa: E402
 from prompt_env.tasks.catalog import TASK_CATALOG  # noqa: E402
 
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=300, help="training LLM calls (env steps)")
     parser.add_argument("--test-limit", type=int, default=500, help="first N test examples")
     parser.add_argument("--data-dir", default=None, help="data directory (else $PROMPT_ENV_DATA)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "contextual_levers",
+                        help="where results.jsonl (one line per seed, resumable) and <task>.md go")
     return parser.parse_args(argv)
 
 
@@ -91,28 +94,42 @@ def run_seed(task: str, seed: int, budget: int, test_limit: int, data_dir: str |
     return result
 
 
+def lever_table(task: str, budget: int, results: list[dict[str, Any]]) -> ResultTable:
+    table = ResultTable(
+        ["seed", "best-fixed-on-dev", "DQN, hashed words", "DQN, LLM encoder",
+         "prompt the hashed DQN over-picks on test",
+         "its train margin: where DQN chose it / all inputs", "its test acc."],
+        ["right"] * 7, title=f"{task}: DQN on the Select env, {budget} training calls, test accuracy")
+    for r in results:
+        d = r["diagnostic"]
+        table.rows.append([str(r["seed"]), f"{100 * r['best_fixed_on_dev']:.1f}",
+                           f"{100 * r['dqn_hashing']:.1f}", f"{100 * r['dqn_llm']:.1f}",
+                           f"{d['prompt']} ({d['test_choices']} of {r['n_test']})",
+                           f"{d['train_reward_where_chosen']:+.2f} / {d['train_reward_all_inputs']:+.2f}",
+                           f"{100 * d['test_accuracy_of_prompt']:.1f}"])
+    return table
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     if args.data_dir:
         os.environ["PROMPT_ENV_DATA"] = str(Path(args.data_dir).resolve())
-    console = Console(stderr=True, width=160)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    results = []
-    table = Table(title=f"{args.task}: DQN on the Select env, {args.budget} training calls, test accuracy")
-    for column in ("seed", "best-fixed-on-dev", "DQN hashing", "DQN llm encoder",
-                   "prompt DQN over-picks", "its train reward: where chosen / all inputs", "its test acc"):
-        table.add_column(column, justify="right")
-    for seed in seeds:
-        console.print(f"seed {seed} ...")
-        r = run_seed(args.task, seed, args.budget, args.test_limit, args.data_dir)
-        results.append(r)
-        d = r["diagnostic"]
-        table.add_row(str(seed), f"{r['best_fixed_on_dev']:.3f}", f"{r['dqn_hashing']:.3f}", f"{r['dqn_llm']:.3f}",
-                      f"{d['prompt']} ({d['test_choices']}x)",
-                      f"{d['train_reward_where_chosen']} / {d['train_reward_all_inputs']}",
-                      f"{d['test_accuracy_of_prompt']:.3f}")
-    console.print(table)
-    print(json.dumps({"task": args.task, "budget": args.budget, "test_limit": args.test_limit, "seeds": results}))
+    reporter = ProgressReporter()
+    out = args.out / "results.jsonl"
+    wanted = {"task": args.task, "budget": args.budget, "test_limit": args.test_limit}
+    results = [r for r in read_jsonl(out) if all(r.get(k) == v for k, v in wanted.items())]
+    done = {r["seed"] for r in results}
+    for seed in (int(s) for s in args.seeds.split(",") if s.strip()):
+        if seed in done:
+            continue
+        reporter.print(f"{args.task} seed {seed} ...")
+        row = {**wanted, "n_test": args.test_limit,
+               **run_seed(args.task, seed, args.budget, args.test_limit, args.data_dir)}
+        append_jsonl(out, row)
+        results.append(row)
+    table = lever_table(args.task, args.budget, sorted(results, key=lambda r: r["seed"]))
+    reporter.print(table.to_rich())
+    save_text(f"# {table.title}\n\n{table.to_markdown()}\n", args.out / f"{args.task}.md")
     return results
 
 
