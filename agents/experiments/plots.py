@@ -20,8 +20,17 @@ COST_LABELS = {
     "llm_calls": "LLM calls requested (training + evaluation, cached or not)",
     "distinct_pairs": "distinct (prompt, input) pairs scored (what a cached run costs)",
 }
-EDIT_POLICIES = frozenset({"maskable-ppo"})
-"""Policies whose curves are Edit-env rewards (score changes), plotted apart."""
+def curve_panel(policy: str) -> str:
+    """Which panel a policy's training curve goes to: what its training reward means."""
+    from agents.experiments.registry import POLICIES
+
+    base = policy.partition("@")[0]
+    kind = POLICIES[base].kind if base in POLICIES else ""
+    if kind == "search":
+        return "Edit-space search (reward: candidate's minibatch score)"
+    if base == "maskable-ppo" or base.startswith("edit-"):
+        return "Edit env (reward: score change)"
+    return "Select env"
 
 
 def _pyplot() -> Any:
@@ -85,13 +94,12 @@ def plot_score_vs_cost(rows: Sequence[dict[str, Any]], path: Path, cost: str = "
 
 def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Training reward (moving mean, mean over seeds, min-max band) vs LLM calls, per task;
-    Edit-env policies in their own panel (their reward is a score change)."""
+    policies whose training reward means something else (edit, search) in panels of their own."""
     plt = _pyplot()
     curves: dict[tuple[str, str], dict[str, list[dict[str, list[float]]]]] = {}
     for r in rows:
         if r.get("curve") and r["curve"].get("reward"):
-            kind = "Edit env (reward: score change)" if r["policy"] in EDIT_POLICIES else "Select env"
-            curves.setdefault((r["task"], kind), {}).setdefault(r["policy"], []).append(r["curve"])
+            curves.setdefault((r["task"], curve_panel(r["policy"])), {}).setdefault(r["policy"], []).append(r["curve"])
     panels = sorted(curves)
     colors = _colors(sorted({p for c in curves.values() for p in c}))
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2),

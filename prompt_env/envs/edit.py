@@ -112,12 +112,15 @@ class PromptEditEnv(PromptEnvBase):
     Besides the Gymnasium API and those of every prompt env (`llm_usage()`,
     `use_llm(llm)`): `action_masks()` (valid edits now), `action_meanings()`
     (a name per action) and the property `prompt` (the current prompt, a
-    `prompt_env.prompts.Prompt`: what a finished episode returns).
+    `prompt_env.prompts.Prompt`: what a finished episode returns). Search over the same space:
+    `prompt_space()` (option counts; the initial configuration, a dict of part indices, slot -1
+    empty), `prompt_of(config)` and `score_config(config)` (its score on this episode's minibatch,
+    state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted).
 
     ## Registered Configurations
 
-    `PromptEnv/<Task>-Edit-v0` and `PromptEnv/<Task>-Edit-Tabular-v0` for
-    every catalog task.
+    `PromptEnv/<Task>-Edit-v0` and `PromptEnv/<Task>-Edit-Tabular-v0` for every
+    catalog task; `PromptEnv/File-Edit[-Tabular]-v0` take `task=<path of your file>`.
 
     ## Version History
 
@@ -275,7 +278,25 @@ class PromptEditEnv(PromptEnvBase):
         return [a.describe() for a in self.actions]
 
     # ---------------------------------------------------------------- state
-    def prompt_of(self, state: PromptState) -> Prompt:
+    def prompt_space(self) -> dict[str, Any]:
+        """Option counts of each prompt part and the initial configuration (plain data)."""
+        return {"instructions": len(self.instructions), "candidates": len(self.candidates), "n_slots": self.n_slots,
+                "templates": len(self.templates), "verbalizers": len(self.verbalizers), "initial": dataclasses.asdict(self.initial_state)}
+
+    def score_config(self, config: PromptState | dict[str, Any]) -> float | None:
+        """Mean reward of a configuration on this episode's minibatch (None: budget exhausted)."""
+        if not self._batch:
+            raise RuntimeError(f"{self.env_id}: call reset() before score_config() (no minibatch yet)")
+        outcomes, score = getattr(self, "_last_outcomes", []), self.score_prompt(self.prompt_of(config))
+        self._last_outcomes = outcomes  # later infos still describe the env's own prompt
+        return score
+
+    def prompt_of(self, state: PromptState | dict[str, Any]) -> Prompt:
+        """The prompt of a configuration (a `PromptState` or its dict, see `prompt_space()`)."""
+        state = state if isinstance(state, PromptState) else PromptState(**{**state, "slots": tuple(state["slots"])})
+        digits, used = [state.instruction, *(k + 1 for k in state.slots), state.template, state.verbalizer], [k for k in state.slots if k >= 0]
+        if len(state.slots) != self.n_slots or len(set(used)) < len(used) or not all(0 <= d < r for d, r in zip(digits, self._radices)):
+            raise ValueError(f"{self.env_id}: {state!r} is not a configuration of this prompt space")
         verbalizer = self.verbalizers[state.verbalizer]
         return Prompt(
             instruction=self.instructions[state.instruction],

@@ -1,0 +1,173 @@
+"""Policies that improve the manual prompt on the Edit env: search baselines and Q-learning.
+
+All of them work in the same prompt space (the task's Edit env: instruction, exemplar slots
+and their order, template, verbalizer), score candidates on dev minibatches of
+``setting.edit_minibatch`` inputs with ``setting.train_reward``, never spend more than
+their ``budget`` of LLM calls (every requested call counts, cached or not: the env is made
+with ``budget={"calls": budget}``), and return one final prompt that the evaluator scores
+on the test subset.
+
+- ``random-search``, ``hill-climb``, ``evolution`` (:mod:`agents.search`): one reset draws
+  a dev minibatch; every candidate of the run is scored on it (common random numbers);
+  the best candidate is the result.
+- ``edit-tabular-q`` (TabularQAgent on the Edit env with ``tabular=True``) and
+  ``edit-dqn`` (DQNAgent with action masks): Q-learning with gamma > 0 on the Edit env,
+  ``td_target = r + gamma * max_a' Q(s', a') * (1 - terminated)``, trained like
+  :func:`agents.experiments.train.train` (same env wrapper, same defaults for the env's
+  kind; DQN's warm-up, replay batch and target period shrink to fit a few dozen edits),
+  for at most ``budget // edit_minibatch`` edit steps, then one greedy episode. Training stops while the budget still pays for that
+  greedy episode, so the greedy episode is inside the budget too: ``train_calls`` (training
+  plus the greedy episode) never exceeds it. In the greedy episode the agent stops when no
+  valid edit has a higher Q-value than the stop action (an unvisited state: stop rather than
+  edit at random), and the result is the best-scoring prompt of that episode's path (the
+  episode scores each prompt it visits on its minibatch, so that choice costs nothing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agents import make_agent
+from agents.experiments.curves import CurveRecorder
+from agents.experiments.evaluate import greedy_edit_episode
+from agents.experiments.registry import Policy, PolicyResult, register_policy
+from agents.experiments.setting import Setting
+from agents.experiments.train import agent_defaults, describe_status
+from agents.experiments.usage import read_usage, usage_between
+from agents.progress import reporter_for
+from agents.search import SEARCH_METHODS, MinibatchScorer, SearchMethod
+
+
+def edit_env_kwargs(setting: Setting, budget: int, **extra: Any) -> dict[str, Any]:
+    """``gym.make`` kwargs of the setting's Edit env for a run of ``budget`` LLM calls."""
+    if setting.edit_id is None:
+        raise ValueError("edit policies need the setting's edit_id (the task's Edit env)")
+    kwargs: dict[str, Any] = {**setting.env_kwargs, "minibatch_size": setting.edit_minibatch,
+                              "budget": {"calls": max(0, int(budget))}, **extra}
+    if setting.train_reward:
+        kwargs["reward"] = setting.train_reward
+    return kwargs
+
+
+# ------------------------------------------------------------------------ search baselines
+
+
+def _search_runner(name: str, method: SearchMethod) -> Callable[[Setting, int], PolicyResult]:
+    def run(setting: Setting, budget: int) -> PolicyResult:
+        env = setting.make(setting.edit_id, **edit_env_kwargs(setting, budget))
+        before, start = read_usage(env), time.perf_counter()
+        scorer = MinibatchScorer(env, seed=setting.seed)
+        method(scorer, np.random.default_rng(setting.seed), budget // setting.edit_minibatch)
+        config, score = scorer.best()
+        prompt = env.unwrapped.prompt_of(config.as_dict())
+        usage = usage_between(before, read_usage(env), time.perf_counter() - start)
+        env.close()
+        start_score = scorer.initial_score
+        gain = "" if score is None or start_score is None else f", {score - start_score:+.3f} over the start"
+        notes = (f"best of {len(scorer.history)} candidates on one dev minibatch of "
+                 f"{setting.edit_minibatch} (minibatch score {score if score is None else round(score, 4)}{gain})")
+        return PolicyResult(prompt=prompt, train=usage, curve=scorer.curve(), notes=notes,
+                            extra={"final_prompt": prompt.describe(), "candidates": len(scorer.history),
+                                   "search_score": score, "start_score": start_score})
+
+    run.__name__ = f"run_{name.replace('-', '_')}"
+    return run
+
+
+# ------------------------------------------------------------- Q-learning on the Edit env
+
+
+def greedy_q_chooser(agent: Any, stop_action: int) -> Callable[[Any, np.ndarray | None], int]:
+    """Greedy action of a trained Q-learner (``q_table`` or ``q_values``), masked; the stop
+    action when no valid edit has a higher Q-value than it."""
+
+    def choose(obs: Any, mask: np.ndarray | None) -> int:
+        if hasattr(agent, "q_table"):
+            q = np.asarray(agent.q_table[int(np.asarray(obs).reshape(()))], dtype=np.float64)
+        else:
+            q = np.asarray(agent.q_values(np.asarray(obs)[None])[0], dtype=np.float64)
+        allowed = np.ones(len(q), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        edits = np.where(allowed, q, -np.inf)
+        edits[stop_action] = -np.inf
+        best = int(np.argmax(edits))
+        return best if edits[best] > q[stop_action] else stop_action
+
+    return choose
+
+
+def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
+    def run(setting: Setting, budget: int) -> PolicyResult:
+        tabular = agent_name == "tabular-q"
+        env = CurveRecorder(setting.make(setting.edit_id,
+                                         **edit_env_kwargs(setting, budget, tabular=tabular)))
+        m = setting.edit_minibatch
+        meanings = env.unwrapped.action_meanings()
+        stop = meanings.index("stop")
+        reserve = (1 + int(env.unwrapped.max_edits)) * m  # a full greedy episode: reset + edits
+        steps = max(0, (budget - reserve) // m)
+        kwargs = {**agent_defaults(env, agent_name), "seed": setting.seed}
+        if agent_name == "dqn":  # a few dozen edits at most: learn from the first ones
+            kwargs.update(learning_starts=min(kwargs["learning_starts"], max(4, steps // 5)),
+                          batch_size=min(kwargs["batch_size"], max(4, steps // 5)),
+                          target_update_interval=min(kwargs["target_update_interval"], max(5, steps // 10)))
+        agent = make_agent(agent_name, env, **kwargs)
+        before, start = read_usage(env), time.perf_counter()
+        reporter = reporter_for(setting.reporter or False)
+        log = None
+        with reporter:
+            bar = reporter.add(f"  edit-{agent_name} ({steps} edit steps at most)", max(steps, 1))
+
+            def callback(step: int, reward: float, info: dict[str, Any]) -> bool:
+                reporter.update(bar, completed=step, status=describe_status(env.curve))
+                # the next edit and a reset after it, and the greedy episode, must still fit
+                return read_usage(env).get("env_calls", 0) + 2 * m + reserve <= budget
+
+            if steps >= 2 and m + 2 * m + reserve <= budget:
+                log = agent.learn(env, steps, seed=setting.seed, callback=callback)
+        path: list[Any] = []
+        choose = greedy_q_chooser(agent, stop)
+
+        def record(obs: Any, mask: np.ndarray | None) -> int:
+            path.append(env.unwrapped.prompt)
+            return choose(obs, mask)
+
+        episode = greedy_edit_episode(env, record, seed=setting.seed)
+        usage = usage_between(before, read_usage(env), time.perf_counter() - start)
+        curve = env.curve[: len(env.curve) - len(episode.edits)]  # training steps only
+        env.close()
+        prompts = [*path, episode.prompt]
+        scores = [episode.initial_score, *(e["score"] for e in episode.edits)]
+        best = int(np.argmax(scores))  # the first of ties: the shorter path
+        trained = 0 if log is None else log.steps
+        notes = (f"{trained} edit steps ({0 if log is None else log.episodes} episodes) on dev "
+                 f"minibatches of {m}, gamma {agent.config.gamma}; greedy "
+                 f"episode {[e['action'] for e in episode.edits]}, best prompt after {best} edits "
+                 f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
+        return PolicyResult(prompt=prompts[best], train=usage, curve=curve, notes=notes,
+                            extra={"final_prompt": prompts[best].describe(), "edit_steps": trained})
+
+    run.__name__ = f"run_edit_{agent_name.replace('-', '_')}"
+    return run
+
+
+# ---------------------------------------------------------------------------- registration
+
+_SEARCH_DESCRIPTIONS = {
+    "random-search": "random configurations of the Edit env's prompt space, best on one dev minibatch",
+    "hill-climb": "greedy coordinate ascent over the Edit env's prompt parts, random restarts",
+    "evolution": "EvoPrompt-style GA (roulette, crossover, mutation) over structured prompts",
+}
+for _name, _method in SEARCH_METHODS.items():
+    register_policy(Policy(_name, "search", _SEARCH_DESCRIPTIONS[_name], _search_runner(_name, _method)))
+register_policy(Policy("edit-tabular-q", "agent",
+                       "tabular Q-learning (gamma 0.9) editing the manual prompt on the Edit-Tabular env",
+                       _edit_q_runner("tabular-q")))
+register_policy(Policy("edit-dqn", "agent",
+                       "DQN with action masks (gamma 0.9) editing the manual prompt on the Edit env",
+                       _edit_q_runner("dqn")))
+
+__all__ = ["edit_env_kwargs", "greedy_q_chooser"]

@@ -1,0 +1,72 @@
+"""Q-learning on the Edit env as registered policies: edit-tabular-q and edit-dqn.
+
+Machinery and accounting on the deterministic fake LLM; end to end through ``run_policy``
+on real BBC articles with the real default model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.experiments import Setting, run_policy
+from agents.experiments.search_policies import greedy_q_chooser
+
+EDIT_POLICIES = ["edit-tabular-q", "edit-dqn"]
+
+
+def setting(llm: str, seed: int = 0) -> Setting:
+    return Setting("PromptEnv/BBCTopic-Select-v0", {"llm": llm, "task_options": {"n_dev": 4}},
+                   seed=seed, edit_id="PromptEnv/BBCTopic-Edit-v0", edit_minibatch=2,
+                   test_limit=3, train_reward="margin")
+
+
+class TableAgent:
+    """A stand-in with a Q-table (one state)."""
+
+    def __init__(self, q: list[float]) -> None:
+        self.q_table = np.array([q])
+
+
+def test_greedy_chooser_edits_only_when_an_edit_beats_stopping() -> None:
+    stop = 3
+    assert greedy_q_chooser(TableAgent([0.0, 0.0, 0.0, 0.0]), stop)(0, None) == stop  # unvisited
+    assert greedy_q_chooser(TableAgent([0.0, 0.2, 0.1, 0.0]), stop)(0, None) == 1
+    masked = np.array([1, 0, 1, 1], dtype=np.int8)
+    assert greedy_q_chooser(TableAgent([0.0, 0.2, 0.1, 0.0]), stop)(0, masked) == 2
+    assert greedy_q_chooser(TableAgent([-0.1, 0.2, -0.3, 0.0]), stop)(0, masked) == stop
+
+
+@pytest.mark.parametrize("name", EDIT_POLICIES)
+def test_edit_q_learners_train_within_budget_and_repeat(name: str) -> None:
+    fake = setting("fake")
+    rows = [run_policy(fake, name, 120) for _ in range(2)]
+    row = rows[0]
+    assert 0 < row["train_calls"] <= 120 and row["eval_calls"] == 3
+    assert row["llm_calls"] == row["train_calls"] + row["eval_calls"]
+    assert 0 < row["distinct_pairs"] <= row["llm_calls"]
+    assert row["edit_steps"] >= 20 and "gamma 0.9" in row["notes"] and row["curve"]["reward"]
+    assert [r["final_prompt"] for r in rows[1:]] == [row["final_prompt"]]
+    assert rows[1]["test_score"] == row["test_score"]
+
+
+def test_too_small_a_budget_still_gives_a_prompt() -> None:
+    row = run_policy(setting("fake"), "edit-tabular-q", 4)
+    assert row["edit_steps"] == 0 and row["train_calls"] <= 4 and row["final_prompt"]["name"]
+
+
+@pytest.fixture(scope="module")
+def real_setting() -> Setting:
+    """Real BBC articles (shipped with a dependency) and the real default model."""
+    return setting("default")
+
+
+@pytest.mark.parametrize("name", EDIT_POLICIES)
+def test_edit_q_learners_run_on_the_real_model(real_setting: Setting, name: str) -> None:
+    row = run_policy(real_setting, name, 24)
+    assert row["policy"] == name and row["n_test"] == 3 and 0.0 <= row["test_score"] <= 1.0
+    # training and the greedy final episode together stay within the budget
+    assert 0 < row["train_calls"] <= 24 and row["eval_calls"] == 3
+    assert row["llm_calls"] == row["train_calls"] + row["eval_calls"]
+    assert 0 < row["distinct_pairs"] <= row["llm_calls"]
+    assert row["edit_steps"] >= 2 and row["final_prompt"]["name"].startswith("edit:")
