@@ -5,6 +5,9 @@ TrainingLog``, ``act(obs, *, greedy, action_mask) -> int``, ``save(path, *,
 env_id)`` and ``load(path, *, env_id=None)``. ``AGENTS`` maps a name to the
 agent class; ``make_agent(name, env, **kwargs)`` builds one sized for an env
 and ``load_agent(path)`` loads any saved agent.
+
+``agents.optimize(data, llm=..., budget=..., out=...)`` finds the best prompt
+for a data file and writes it out (:mod:`agents.experiments.optimize`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ def load_agent(path: str | os.PathLike[str], *, env_id: str | None = None) -> Ag
     return AGENTS[name].load(path, env_id=env_id)
 
 
+def __getattr__(name: str) -> Any:
+    """``agents.optimize``, imported on first use (it pulls in the experiment layer)."""
+    if name == "optimize":
+        from agents.experiments.optimize import optimize
+
+        return optimize
+    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+
+
 __all__ = [
     "AGENTS",
     "Agent",
@@ -71,5 +83,6 @@ __all__ = [
     "UCB1",
     "load_agent",
     "make_agent",
+    "optimize",
     "run_bandit_on_env",
 ]

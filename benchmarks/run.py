@@ -13,6 +13,12 @@ policy is trained for ``budget`` LLM calls on the train split, then scored
 on the same test subset. For sst2 and agnews the seed is also the 16-shot
 split (``few_shot_seed``); for other tasks it seeds the agent only.
 
+A task may be a user's own data wherever a task name goes: ``--tasks my.jsonl``,
+or a TOML ``[[tasks]]`` table with ``path = "my.jsonl"`` (and optionally
+``name``, ``label_names``, ``input_field``, ``label_field``, ``label_order``,
+``reference_field``, ``split_seed``); it runs on the ``PromptEnv/File-*`` envs.
+``--tensorboard DIR`` also writes each row as TensorBoard event files.
+
 Every finished (task, policy, seed) cell is appended as one JSON line to
 ``<out>/results.jsonl`` (flushed and fsynced), so an interrupted run resumes
 where it stopped and a rerun of a finished grid does no new cells. Several
@@ -22,12 +28,8 @@ those another live process holds, and takes over claims of dead ones. From all
 rows present the harness (re)writes ``results.md`` (mean ± std over seeds),
 ``score_vs_calls.png`` and ``learning_curves.png``.
 
-Policies: random, manual, best-fixed-on-dev, per-query-oracle (upper
-bound), ucb1, successive-halving, epsilon-greedy, thompson, tabular-q, dqn
-(this project's agents on the Select env; tabular-q on Select-Tabular),
-sb3-ppo (stable-baselines3 PPO on the Select env) and maskable-ppo
-(sb3-contrib MaskablePPO on the Edit env; the score is the final prompt's
-test score).
+Policies: every name of the experiment layer's registry
+(``agents.experiments.POLICIES``; ``prompt-env list`` describes them).
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa
 from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost  # noqa: E402
 from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
+from agents.experiments.task_ids import task_entry, task_envs  # noqa: E402
+from agents.experiments.tensorboard import log_rows  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
-from prompt_env.registration import env_id  # noqa: E402
-from prompt_env.tasks.catalog import TASK_CATALOG  # noqa: E402
+from prompt_env.tasks.catalog import TASK_CATALOG, load_task  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 QUICK_CONFIG = CONFIG_DIR / "quick.toml"
@@ -98,6 +101,8 @@ class TaskPlan:
     policies: list[str]
     task_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Passed to ``load_task`` (e.g. ``{"n_dev": 8}`` for bbc-topic); sst2/agnews add ``few_shot_seed``."""
+    path: str | None = None
+    """A user's file or directory (``name`` is then its label in tables)."""
 
 
 @dataclasses.dataclass
@@ -112,6 +117,8 @@ class Plan:
     """LLM-call budgets for particular policies (e.g. maskable-ppo), overriding the task budget."""
     edit_minibatch: int
     progress: bool = True
+    tensorboard: Path | None = None
+    """Also write each results row as TensorBoard event files here."""
 
     def cells(self) -> Iterator[tuple[TaskPlan, int, str]]:
         """(task, seed, policy) in seed-major order, so a partial run covers every task."""
@@ -132,7 +139,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help=f"the reduced grid of {QUICK_CONFIG.name}"
     )
-    parser.add_argument("--tasks", help="comma-separated catalog task names")
+    parser.add_argument("--tasks", help="comma-separated catalog task names or data paths")
     parser.add_argument("--policies", help=f"comma-separated, of: {', '.join(POLICIES)}; "
                         "NAME@content-free or NAME@pmi scores with calibrated labels")
     parser.add_argument("--seeds", help="comma-separated seeds (sst2/agnews: 13,21,42,87,100)")
@@ -154,6 +161,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, help="output directory (default from config, else runs/bench)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--edit-minibatch", type=int, metavar="N",
+                        help="dev inputs each edit / search candidate is scored on (default 8)")
+    parser.add_argument("--tensorboard", type=Path, metavar="DIR",
+                        help="also write TensorBoard event files, one run per results row")
     return parser.parse_args(argv)
 
 
@@ -186,9 +197,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
         raise SystemExit("no tasks: pass --tasks, --config or --quick")
     tasks = []
     for table in task_tables:
-        name = table["name"]
-        if name not in TASK_CATALOG:
-            raise SystemExit(f"unknown task {name!r}; catalog tasks: {', '.join(TASK_CATALOG)}")
+        try:
+            name, path, options = task_entry(table)
+        except (ValueError, FileNotFoundError) as error:
+            raise SystemExit(str(error)) from None
+        options.update(args.task_options or {})
         # CLI flags override per-task config values as well as the config's defaults
         pick = {
             key: (defaults[key] if getattr(args, key, None) else table.get(key, defaults[key]))
@@ -202,7 +215,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         if unknown:
             raise SystemExit(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
         train_reward = pick["train_reward"]
-        if train_reward is None and TASK_CATALOG[name].kind == "classification":
+        kind = TASK_CATALOG[name].kind if path is None else load_task(path, **options).kind
+        if train_reward is None and kind == "classification":
             train_reward = "margin"
         tasks.append(
             TaskPlan(
@@ -212,7 +226,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
                 int(pick["budget"]),
                 train_reward,
                 list(policies),
-                {**table.get("task_options", {}), **(args.task_options or {})},
+                options,
+                path,
             )
         )
     out = args.out or Path(config.get("out", "runs/bench"))
@@ -222,8 +237,9 @@ def build_plan(args: argparse.Namespace) -> Plan:
         data_dir=args.data_dir or config.get("data_dir") or os.environ.get("PROMPT_ENV_DATA"),
         out=out,
         policy_budgets={k: int(v) for k, v in config.get("policy_budgets", {}).items()},
-        edit_minibatch=int(config.get("edit_minibatch", 8)),
+        edit_minibatch=int(args.edit_minibatch or config.get("edit_minibatch", 8)),
         progress=not args.no_progress,
+        tensorboard=args.tensorboard or (Path(config["tensorboard"]) if "tensorboard" in config else None),
     )
 
 
@@ -286,17 +302,17 @@ def release(out: Path, task: str, seed: int) -> None:
 
 def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter) -> Setting:
     """The experiment setting of one (task, seed): its envs, training reward and test subset."""
-    kwargs: dict[str, Any] = {"llm": plan.llm}
+    envs = task_envs(task.path or task.name)
+    kwargs: dict[str, Any] = {"llm": plan.llm, **envs.kwargs}
     if plan.data_dir:
         kwargs["data_dir"] = plan.data_dir
     options = dict(task.task_options)
-    if task.name in FEW_SHOT_TASKS:
+    if task.path is None and task.name in FEW_SHOT_TASKS:
         options["few_shot_seed"] = seed
     if options:
         kwargs["task_options"] = options
-    env_name = TASK_CATALOG[task.name].env_name
-    return Setting(env_id(env_name, "Select"), kwargs, seed=seed, train_reward=task.train_reward,
-                   test_limit=task.test_limit, edit_id=env_id(env_name, "Edit"),
+    return Setting(envs.select_id, kwargs, seed=seed, train_reward=task.train_reward,
+                   test_limit=task.test_limit, edit_id=envs.edit_id,
                    edit_minibatch=plan.edit_minibatch, reporter=reporter)
 
 
@@ -304,6 +320,8 @@ def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[
     """Train (if needed) and evaluate one policy; returns its results row."""
     row = run_policy(setting, policy, plan.budget_of(task, policy))
     row.update({"task": task.name, "task_options": setting.env_kwargs.get("task_options", {})})
+    if task.path is not None:
+        row["task_path"] = task.path
     return row
 
 
@@ -346,6 +364,8 @@ def run_grid(plan: Plan) -> dict[str, Any]:
                 reporter.update(bar, description=f"{task.name} seed {seed}: {policy}")
                 row = run_cell(plan, task, current[2], policy)
                 append_jsonl(results, row)
+                if plan.tensorboard is not None:
+                    log_rows(plan.tensorboard, [row])
                 done.add(cell_key(task.name, policy, seed))
                 new += 1
                 reporter.update(bar, advance=1)

@@ -18,6 +18,15 @@ class UnknownTaskError(PromptEnvError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class RewardSpecError(PromptEnvError, ValueError):
+    """A reward name or ``"package.module:function"`` that cannot be resolved or has the wrong shape."""
+
+
+class UnnamedLabelsWarning(UserWarning):
+    """A classification file's labels are integers without names: the model would be asked
+    to answer "0", "1", ...; the message says how to name them (``label_names``)."""
+
+
 class DataNotFoundError(PromptEnvError, FileNotFoundError):
     """A catalog task needs a data directory that is not there."""
 

@@ -2,6 +2,10 @@
 
 Ids are ``PromptEnv/<Task>-<Kind>[-Tabular]-v0``, e.g. ``PromptEnv/SST2-Select-v0``.
 Registration reads no data; the task loads when an env is made.
+
+A task from a user's own file or directory has its own ids,
+``PromptEnv/File-<Kind>[-Tabular]-v0``, which need ``task=<path>``:
+``gym.make("PromptEnv/File-Select-v0", task="my.jsonl", task_options={"label_names": [...]})``.
 """
 
 from __future__ import annotations
@@ -22,22 +26,27 @@ ENV_KINDS = {
 }
 
 
+FILE_TASK = "File"
+"""The ``<Task>`` of the env ids of a user's own file or directory (``task=<path>`` required)."""
+
+
 def env_id(task_env_name: str, kind: str, version: int = 0) -> str:
     return f"{NAMESPACE}/{task_env_name}-{kind}-v{version}"
 
 
 def register_all() -> list[str]:
-    """Register every catalog task under every env kind; return the ids."""
+    """Register every catalog task, and the file task, under every env kind; return the ids."""
     ids = []
-    for entry in catalog_entries():
+    tasks = [(entry.env_name, entry.name) for entry in catalog_entries()] + [(FILE_TASK, "")]
+    for task_env_name, task in tasks:
         for kind, (entry_point, extra, vector_entry_point) in ENV_KINDS.items():
-            name = env_id(entry.env_name, kind)
+            name = env_id(task_env_name, kind)
             if name not in gym.registry:
                 gym.register(
                     id=name,
                     entry_point=entry_point,
                     vector_entry_point=vector_entry_point,
-                    kwargs={"task": entry.name, **extra},
+                    kwargs={"task": task, **extra},
                 )
             ids.append(name)
     return ids

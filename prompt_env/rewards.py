@@ -24,7 +24,17 @@ chrf       generation     chrF (``sacrebleu``), scaled to [0, 1]
 bleu       generation     sentence BLEU (``sacrebleu``), scaled to [0, 1]
 ========== ============== ==============================================
 
-Users add their own with :func:`register_reward`; shaping helpers
+Two more names resolve without registering anything, in every process (so
+they work in subprocess vector envs and Ray workers, which never ran your
+``register_reward``):
+
+- ``"package.module:function"``: an importable ``function(prediction, example) -> float``
+  (or a :class:`Reward` object); its kind is its ``reward_kind`` (or ``kind``)
+  attribute, else the task's kind. See :func:`import_reward`.
+- ``"judge"`` / ``"judge:<llm spec>"``: an LLM judge for generation tasks
+  (:mod:`prompt_env.judge`).
+
+Users add their own in-process with :func:`register_reward`; shaping helpers
 (:func:`zscore_per_input`, :func:`improvement`, :func:`token_cost`) work on
 plain numbers and arrays.
 """
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import inspect
 import re
 import string
@@ -41,6 +52,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from prompt_env.errors import RewardSpecError
 
 if TYPE_CHECKING:
     from prompt_env.tasks.base import Example
@@ -284,10 +297,22 @@ def register_reward(
     _REGISTRY[name] = _Entry(fn=fn, kind=kind)
 
 
-def get_reward(name: str, **options: Any) -> Reward:
-    """The registered reward ``name`` with ``options`` bound (e.g. ``right_scale=``)."""
+def get_reward(name: str, *, task_kind: RewardKind | None = None, **options: Any) -> Reward:
+    """The reward ``name`` with ``options`` bound (e.g. ``right_scale=``).
+
+    ``name`` is a registered name, ``"judge:<llm spec>"`` (the LLM judge with
+    that judge model) or ``"package.module:function"`` (:func:`import_reward`;
+    ``task_kind`` is its kind when the function does not declare one).
+    """
+    if name not in _REGISTRY and name.startswith(JUDGE_PREFIX):
+        return get_reward("judge", llm=name[len(JUDGE_PREFIX):], **options)
+    if name not in _REGISTRY and ":" in name:
+        return import_reward(name, task_kind)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown reward {name!r}; available: {', '.join(list_rewards())}")
+        raise RewardSpecError(
+            f"unknown reward {name!r}; available: {', '.join(list_rewards())}, "
+            "or an importable 'package.module:function'"
+        )
     entry = _REGISTRY[name]
     if options:
         try:
@@ -298,6 +323,53 @@ def get_reward(name: str, **options: Any) -> Reward:
     return FunctionReward(name=name, kind=entry.kind, fn=entry.fn)
 
 
+JUDGE_PREFIX = "judge:"
+
+
+def import_reward(spec: str, task_kind: RewardKind | None = None) -> Reward:
+    """The reward named ``"package.module:function"``, imported (so any process can resolve it).
+
+    The object may be a function ``fn(prediction, example) -> float`` or a
+    :class:`Reward`; its kind is its ``reward_kind`` or ``kind`` attribute, else
+    ``task_kind``. Raises :class:`~prompt_env.errors.RewardSpecError` saying what
+    to fix when the module cannot be imported, the name is missing, the object is
+    not callable with ``(prediction, example)`` or its kind is unknown.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise RewardSpecError(f"reward {spec!r}: write an importable reward as 'package.module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as error:  # ImportError, or the module failing while it imports
+        raise RewardSpecError(
+            f"reward {spec!r}: cannot import module {module_name!r} ({type(error).__name__}: {error}); "
+            "it must be importable in every process that makes the env: install it, or put its "
+            "folder on PYTHONPATH"
+        ) from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise RewardSpecError(f"reward {spec!r}: module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise RewardSpecError(f"reward {spec!r} is a {type(target).__name__}, not a function")
+    try:
+        inspect.signature(target).bind(None, None)
+    except TypeError:
+        raise RewardSpecError(
+            f"reward {spec!r} must take (prediction, example) and return a float; its signature "
+            f"is {inspect.signature(target)}"
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): trust it
+        pass
+    kind = getattr(target, "reward_kind", None) or getattr(target, "kind", None) or task_kind
+    if kind not in _KINDS:
+        raise RewardSpecError(
+            f"reward {spec!r} does not say what it scores: set {attribute}.reward_kind = "
+            "'classification' (it receives label log-probs) or 'generation' (the generated text)"
+        )
+    return FunctionReward(name=spec, kind=kind, fn=target)
+
+
 def list_rewards(kind: RewardKind | None = None) -> list[str]:
     """Names of registered rewards, optionally only those of one kind."""
     return sorted(n for n, e in _REGISTRY.items() if kind is None or e.kind == kind)
@@ -305,7 +377,7 @@ def list_rewards(kind: RewardKind | None = None) -> list[str]:
 
 def reward_kind(name: str) -> RewardKind:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown reward {name!r}; available: {', '.join(list_rewards())}")
+        return get_reward(name).kind
     return _REGISTRY[name].kind
 
 
@@ -316,3 +388,13 @@ register_reward("f1", token_f1, "generation")
 register_reward("rouge_l", rouge_l, "generation")
 register_reward("chrf", chrf, "generation")
 register_reward("bleu", bleu, "generation")
+
+
+def _judge(prediction: str, example: Example, llm: str | dict[str, Any] = "default") -> float:
+    """The LLM judge's score of ``prediction`` (see :mod:`prompt_env.judge`)."""
+    from prompt_env.judge import judge_score
+
+    return judge_score(prediction, example, llm)
+
+
+register_reward("judge", _judge, "generation")

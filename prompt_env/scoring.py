@@ -83,7 +83,7 @@ def resolve_reward(task: Task, reward: str | Reward | None) -> Reward:
     if reward is None:
         chosen = reward_lib.get_reward(task.metric)
     elif isinstance(reward, str):
-        chosen = reward_lib.get_reward(reward)
+        chosen = reward_lib.get_reward(reward, task_kind=task.kind)
     else:
         chosen = reward
     if chosen.kind != task.kind:

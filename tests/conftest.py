@@ -38,6 +38,23 @@ def default_llm(default_backend, tmp_path):
     return CachedLLM(default_backend, tmp_path / "cache.sqlite")
 
 
+# --- benchmark harness fixtures -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def harness():
+    """``benchmarks/run.py`` imported as a module (it is a script, not a package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+    spec = importlib.util.spec_from_file_location("benchmark_harness", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 # --- environment fixtures -------------------------------------------------------
 
 

@@ -6,23 +6,11 @@ real embedded default model so the harness is checked end to end on it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
-import pytest
-
-HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
-
-
-@pytest.fixture(scope="module")
-def harness():
-    spec = importlib.util.spec_from_file_location("benchmark_harness", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+# the `harness` fixture (benchmarks/run.py as a module) is in conftest.py
 
 
 def _lines(path: Path) -> list[dict]:

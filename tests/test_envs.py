@@ -33,7 +33,7 @@ from prompt_env.envs import InvalidActionError
 from prompt_env.tasks import catalog_entries
 
 ALL_IDS = prompt_env.registered_ids()
-NEEDS_DATA = {e.env_name for e in catalog_entries() if e.needs_data_dir}
+NEEDS_DATA = {e.env_name for e in catalog_entries() if e.needs_data_dir} | {"File"}
 
 # Warnings we accept from the checkers, each with its reason.
 ALLOWED_WARNINGS = (
@@ -55,6 +55,10 @@ def task_of(env_id: str) -> str:
 
 def small_kwargs(env_id: str) -> dict:
     kwargs = {"max_examples": 6, "max_new_tokens": 6}
+    if task_of(env_id) == "File":  # a user's own file: the 32 lines of one SST-2 16-shot train split
+        data = os.environ.get("PROMPT_ENV_DATA", "")
+        kwargs.update(task=os.path.join(data, "classification", "sst-2", "16-shot-seed42", "train.tsv"),
+                      task_options={"label_names": ["negative", "positive"]})
     if not REAL_ALL and task_of(env_id) not in REAL_MODEL_TASKS:
         kwargs["llm"] = "fake"
     if "-Edit" in env_id:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from prompt_env.errors import DataNotFoundError, TaskFormatError, UnknownTaskError
+from prompt_env.errors import (
+    DataNotFoundError,
+    TaskFormatError,
+    UnknownTaskError,
+    UnnamedLabelsWarning,
+)
 from prompt_env.tasks import catalog_entries, list_tasks, load_task, loaders
 from prompt_env.tasks.catalog import TASK_CATALOG, clear_cache
 
@@ -46,15 +52,16 @@ def test_tsv_wrong_column_count_names_file_and_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("good\tpositive", "line 2: label 'positive' in column 'label' is not an integer"),
+        ("good\tpositive", "line 2: label 'positive' in column 'label' is not an integer or one of "
+                            "label_names ['no', 'yes']"),
         ("good\t2", "line 2: label 2 in column 'label' is out of range (0..1)"),
         ("good\t-1", "line 2: label -1 in column 'label' is out of range"),
     ],
 )
 def test_tsv_bad_labels(tmp_path: Path, row: str, message: str) -> None:
     path = write(tmp_path / "t.tsv", f"sentence\tlabel\n{row}\n")
-    with pytest.raises(TaskFormatError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        loaders.read_delimited(path, label_names=("no", "yes") if "2" in row else None)
+    with pytest.raises(TaskFormatError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        loaders.read_delimited(path, label_names=("no", "yes") if "-1" not in row else None)
 
 
 def test_tsv_label_by_name_is_accepted(tmp_path: Path) -> None:
@@ -230,14 +237,13 @@ def test_instruction_induction_errors(tmp_path: Path) -> None:
         loaders.read_instruction_induction(write(tmp_path / "c.json", "  "))
 
 
-def test_hf_datasets_absent_gives_clear_error() -> None:
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        with pytest.raises(DataNotFoundError, match="export the split to TSV/CSV/JSONL"):
-            loaders.read_hf_dataset("sst2", "train")
-    else:
-        pytest.skip("datasets is installed; this test checks the error without it")
+def test_hf_datasets_absent_gives_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if it were not installed
+    with pytest.raises(DataNotFoundError, match="export the split to TSV/CSV/JSONL"):
+        loaders.read_hf_dataset("sst2", "train")
+    (tmp_path / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    with pytest.raises(DataNotFoundError, match=r"datasets directory; reading it needs .*prompt-env\[hf\]"):
+        load_task(tmp_path)
 
 
 def test_unsupported_suffix(tmp_path: Path) -> None:
@@ -349,7 +355,8 @@ def test_load_file_and_directory(tmp_path: Path) -> None:
     write(folder / "train.tsv", "sentence\tlabel\n" + rows)
     write(folder / "validation.tsv", "sentence\tlabel\nok\t1\n")
     write(folder / "test.tsv", "sentence\tlabel\nfine\t0\n")
-    task = load_task(folder)
+    with pytest.warns(UnnamedLabelsWarning, match="integers 0..1 without names"):
+        task = load_task(folder)
     assert [len(task.split(s)) for s in ("train", "dev", "test")] == [20, 1, 1]
     with pytest.raises(DataNotFoundError, match="no such file"):
         load_task(str(tmp_path / "missing.tsv"))

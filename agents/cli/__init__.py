@@ -1,10 +1,11 @@
-"""The `prompt-env` command: list, train, eval, demo.
+"""The `prompt-env` command: list, train, eval, demo, optimize.
 
     prompt-env list [--all]
     prompt-env train --env ID --agent NAME --steps N [--llm SPEC] [--seed S] [--out DIR]
                      [--env-kwargs JSON] [--agent-kwargs JSON] [--checkpoint-every N]
     prompt-env eval --run DIR [--split test] [--limit N] [--dev-limit N] [--reward NAME] [--llm SPEC]
     prompt-env demo [--out DIR] [--steps N] [--n-test N] [--llm SPEC] [--seed S]
+    prompt-env optimize --data PATH [--llm SPEC] [--budget N] [--method NAME] [--dry-run] [--out DIR]
 
 User mistakes (unknown env id or agent, missing data directory, bad LLM
 spec, bad JSON, a directory that is not a run) print one line and a hint on
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from agents.cli import optimize as optimize_command
 from agents.cli.checks import UsageError
 from agents.cli.listing import command_list
 from agents.cli.runs import AGENT_FILE, command_demo, command_eval, command_train
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  prompt-env train --env PromptEnv/BBCTopic-Select-Tabular-v0 --agent tabular-q --steps 300 "
             "--out runs/tq\n"
             "  prompt-env eval --run runs/tq --split test --limit 60\n"
-            "  prompt-env demo --steps 300 --n-test 60"
+            "  prompt-env demo --steps 300 --n-test 60\n"
+            "  prompt-env optimize --data my.jsonl --budget 500 --out runs/opt"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--agent-kwargs", metavar="JSON", help='agent arguments, e.g. \'{"gamma": 0.5}\'')
     train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                        help=f"also save the agent to DIR/{AGENT_FILE} every N steps")
+    train.add_argument("--tensorboard", type=Path, metavar="DIR",
+                       help="also write TensorBoard event files under DIR (stable-baselines3's "
+                            "tensorboard_log convention: DIR/<agent>_<N>)")
 
     evaluate = sub.add_parser("eval", help="evaluate a trained run next to the baselines")
     evaluate.add_argument("--run", required=True, type=Path, metavar="DIR", help="run directory made by `train`")
@@ -79,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--reward", help="metric to report (default: the task's metric)")
     evaluate.add_argument("--llm", help="task LLM spec (default: the one the run trained with)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episode (Edit envs)")
+    optimize_command.add_parser(sub, _positive_int)
     return parser
 
 
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "demo": command_demo, "list": command_list, "train": command_train, "eval": command_eval,
+        "optimize": optimize_command.command_optimize,
     }
     if args.command not in commands:
         parser.print_help()

@@ -62,6 +62,8 @@ def tasks_table() -> Any:
         table.add_row("ii-<name>", "II<Name>", "generation / instruction, translation",
                       needs, f"instruction induction, {len(induction)} tasks (listed below)")
         table.caption = f"Instruction-induction tasks: {names}."
+    table.add_row("<your file or directory>", "File", "from the data", "no",
+                  "PromptEnv/File-<Kind>-v0 with task=<path>; `prompt-env optimize --data <path>`")
     return table
 
 

@@ -71,7 +71,8 @@ def command_train(args: argparse.Namespace) -> int:
     # agent that does not fit the env's spaces or a bad agent option is a one-line
     # error here rather than a traceback in the middle of the progress bar.
     try:
-        probe = gym.make(env_id, **env_kwargs, **llm_kwargs)
+        # without its reward: check_reward below says what rewards fit the task
+        probe = gym.make(env_id, **{k: v for k, v in env_kwargs.items() if k != "reward"}, **llm_kwargs)
     except TypeError as error:
         raise UsageError(f"--env-kwargs: {env_id}: {error}", "check --env-kwargs") from None
     try:
@@ -112,7 +113,7 @@ def command_train(args: argparse.Namespace) -> int:
         result = train(
             env_id, agent_name, args.steps, seed=args.seed, env_kwargs={**env_kwargs, **llm_kwargs},
             agent_kwargs=agent_kwargs, checkpoint=out / AGENT_FILE if args.checkpoint_every else None,
-            checkpoint_every=args.checkpoint_every or 0,
+            checkpoint_every=args.checkpoint_every or 0, tensorboard_log=args.tensorboard,
         )
     except KeyboardInterrupt:
         record.update(status="interrupted", wall_s=round(time.perf_counter() - start, 2))
@@ -135,6 +136,8 @@ def command_train(args: argparse.Namespace) -> int:
         cache_hits=result.usage.cache_hits,
         model_calls=result.usage.model_calls,
     )
+    if result.tensorboard_dir is not None:
+        record["files"]["tensorboard"] = str(result.tensorboard_dir)
     save_json(record, out / RUN_FILE)
     console.print(train_summary(record, out))
     if llm_kwargs:

@@ -40,11 +40,14 @@ def evaluate_result(setting: Setting, policy: str, result: PolicyResult, *,
         else:
             raise ValueError(f"policy {policy!r} returned neither choices, a prompt nor a score")
         calls = n_test if result.eval_calls is None else int(result.eval_calls)
-        # read from the shared test table: no new LLM work, so no wall time of its own
-        evaluation = Usage(calls=calls, distinct=calls)
+        # read from the shared test table: no new LLM work, so no wall time of its own;
+        # a policy that evaluated itself (white-box) reports what that measured
+        evaluation = (Usage(calls=calls, distinct=calls) if result.evaluation is None
+                      else result.evaluation)
     own = result.train + evaluation
     # the hit rate of the work done for this policy; table readers report the table's
-    measured = result.train + (evaluation if result.prompt is not None else Usage())
+    evaluated = result.prompt is not None or result.evaluation is not None
+    measured = result.train + (evaluation if evaluated else Usage())
     hit_rate = measured.hit_rate if measured.calls else tables.test_usage.hit_rate
     return {
         "policy": policy,

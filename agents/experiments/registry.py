@@ -39,6 +39,10 @@ class PolicyResult:
     """Training curve (see ``agents.experiments.curves``)."""
     eval_calls: int | None = None
     """Evaluation calls when not one per evaluation input (the oracle's are in ``train``)."""
+    evaluation: Usage | None = None
+    """Measured cost of an evaluation the policy did itself (white-box policies score their
+    trained model on the evaluation inputs, outside the LLM protocol); with
+    ``expected_score``, it replaces the cost of reading the score tables."""
     notes: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """More fields for the results row (e.g. the final prompt's description)."""
@@ -54,7 +58,8 @@ class Policy:
 
     name: str
     kind: str
-    """"baseline", "agent" (this package's learners), "sb3", or "search"."""
+    """"baseline", "agent" (this package's learners), "sb3", "search", or "white-box"
+    (needs the task model's weights and gradients, e.g. soft prompts)."""
     description: str
     run: PolicyRunner
     upper_bound: bool = False

@@ -64,6 +64,8 @@ class TrainResult:
     """Per step: step, reward, env LLM calls, distinct pairs and cache hits so far."""
     usage: Usage
     """LLM calls, distinct pairs, cache hits, model calls and wall time of training."""
+    tensorboard_dir: Path | None = None
+    """The run's TensorBoard folder, when asked for."""
 
     @property
     def steps(self) -> int:
@@ -92,6 +94,7 @@ def train(
     checkpoint: Path | None = None,
     checkpoint_every: int = 0,
     description: str | None = None,
+    tensorboard_log: str | Path | None = None,
 ) -> TrainResult:
     """Train ``agent_name`` on ``gym.make(env_id, **env_kwargs)`` for ``steps`` env steps.
 
@@ -105,6 +108,8 @@ def train(
         progress: a progress bar (True), none (False), or a bar on a given reporter.
         checkpoint, checkpoint_every: also save the agent there every N steps.
         description: the progress bar's label.
+        tensorboard_log: also write TensorBoard event files into ``<dir>/<agent>_<N>``
+            (stable-baselines3's convention; see :mod:`agents.experiments.tensorboard`).
     """
     if agent_name not in AGENTS:
         raise ValueError(f"unknown agent {agent_name!r}; known agents: {sorted(AGENTS)}")
@@ -113,17 +118,29 @@ def train(
     kwargs.setdefault("seed", seed)
     agent: Agent = make_agent(agent_name, env, **kwargs)
     reporter = reporter_for(progress)
+    board = None
+    if tensorboard_log is not None:
+        from agents.experiments.tensorboard import TensorBoardLog
+
+        board = TensorBoardLog(tensorboard_log, agent_name)
     before, start = read_usage(env), time.perf_counter()
     with reporter:
         bar = reporter.add(description or f"{agent_name} on {env_id}", steps)
 
         def callback(step: int, reward: float, info: dict[str, Any]) -> bool:
             reporter.update(bar, completed=step, status=describe_status(env.curve))
+            if board is not None and env.curve:
+                board.log_step(env.curve[-1])
             if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0:
                 agent.save(checkpoint, env_id=env_id)
             return True
 
-        log = agent.learn(env, steps, seed=seed, callback=callback, progress=False)
+        try:
+            log = agent.learn(env, steps, seed=seed, callback=callback, progress=False)
+        finally:
+            if board is not None:
+                board.close()
     usage = usage_between(before, read_usage(env), time.perf_counter() - start)
     env.close()
-    return TrainResult(agent=agent, log=log, curve=env.curve, usage=usage)
+    return TrainResult(agent=agent, log=log, curve=env.curve, usage=usage,
+                       tensorboard_dir=board.path if board is not None else None)

@@ -18,7 +18,7 @@ import numpy as np
 from prompt_env.encoders import Encoder, make_encoder
 from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError
 from prompt_env.prompts import Prompt
-from prompt_env.scoring import Outcome, check_calibration, evaluate, prompt_as_text
+from prompt_env.scoring import Outcome, check_calibration, evaluate, prompt_as_text, resolve_reward
 from prompt_env.tasks import Task, load_task
 from prompt_env.tasks.base import Example
 
@@ -91,6 +91,9 @@ class PromptEnvBase(gym.Env):
             data_dir=(data_dir, (str, os.PathLike), True), task_options=(task_options, dict, True),
             render_mode=(render_mode, str, True),
         )
+        if not str(task).strip():
+            raise ValueError("task is empty: the PromptEnv/File-* envs need task=<path of a .jsonl/.csv/.tsv "
+                             "file or a directory>, e.g. gym.make('PromptEnv/File-Select-v0', task='my.jsonl')")
         check_int("encoder_dim", encoder_dim, 1, MAX_ENCODER_DIM)
         check_int("max_examples", max_examples, 1, optional=True)
         check_int("max_new_tokens", max_new_tokens, 1, optional=True)
@@ -125,6 +128,8 @@ class PromptEnvBase(gym.Env):
         self._last_render: Any = ""
         # The task is small and read from local files: load it now so spaces are known.
         self._examples = self._select_examples()
+        if reward is not None:  # an unknown name or an unimportable module:function fails here
+            resolve_reward(self.task, reward)
         if calibration is not None and self.task.kind != "classification":
             raise ValueError(f"calibration={calibration!r} is for classification tasks, but task "
                              f"{self.task_name!r} is {self.task.kind}; use calibration=None")

@@ -62,10 +62,11 @@ class PromptSelectEnv(PromptEnvBase):
 
     ## Arguments
 
-    - `task`: catalog name or path (`"bbc-topic"`, `"sst2"`, ...).
+    - `task`: catalog name or path (`"bbc-topic"`, `"sst2"`, `"my.jsonl"`, a directory).
     - `llm`: LLM spec (`"default"`, `"hf:<path>"`, `{"backend": "openai", ...}`).
     - `split`: `"train"`, `"dev"` or `"test"`.
-    - `reward`: reward name from `prompt_env.rewards` (None: the task's metric).
+    - `reward`: reward name from `prompt_env.rewards` (None: the task's metric), an
+      importable `"package.module:function"`, or `"judge:<llm spec>"` (generation).
     - `episode_length`: inputs per episode (default 8).
     - `encoder`, `encoder_dim`: observation encoder (`"hashing"` or `"llm"`).
     - `tabular`, `n_contexts`: Discrete context-id observations.
@@ -92,7 +93,8 @@ class PromptSelectEnv(PromptEnvBase):
     ## Registered Configurations
 
     `PromptEnv/<Task>-Select-v0` and `PromptEnv/<Task>-Select-Tabular-v0`
-    for every catalog task (see `prompt_env.registration`).
+    for every catalog task, and `PromptEnv/File-Select[-Tabular]-v0` for a
+    user's file or directory (`task=<path>` required; see `prompt_env.registration`).
 
     ## Version History
 

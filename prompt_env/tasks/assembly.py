@@ -1,19 +1,21 @@
 """Turning loaded examples into a :class:`Task`: deterministic splits and the prompt pool.
 
 Also the tasks made from a user's own paths: one file (split into
-train/dev/test here) or a directory of ``train``/``dev``/``test`` files.
+train/dev/test here), a directory of ``train``/``dev``/``test`` files, or a
+Hugging Face ``datasets`` directory saved with ``save_to_disk``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from prompt_env.errors import DataNotFoundError, TaskFormatError
+from prompt_env.errors import DataNotFoundError, TaskFormatError, UnnamedLabelsWarning
 from prompt_env.tasks import loaders, pools
 from prompt_env.tasks.base import SPLITS, Example, Task
 from prompt_env.tasks.loaders import LoadedExamples
@@ -82,13 +84,36 @@ def build_task(name: str, loaded: LoadedExamples, splits: dict[str, list[Example
 
 # --------------------------------------------------------------------------- a user's paths
 
+PATH_OPTIONS = ("split_seed",)
+"""Options of a task from a path besides the readers' (``input_field``, ``label_names``, ...)."""
+
+
+def warn_unnamed_labels(where: str, loaded: LoadedExamples) -> None:
+    """Warn (:class:`UnnamedLabelsWarning`) when integer labels had no names: the prompts would
+    ask the model for the digits "0", "1", ...; say how to name them."""
+    if loaded.kind == "classification" and loaded.label_source == "integers":
+        names = loaded.label_names or ()
+        warnings.warn(
+            f"{where}: the labels are integers 0..{len(names) - 1} without names, so the prompts "
+            f"ask the model to answer {', '.join(repr(n) for n in names[:4])}{' ...' if len(names) > 4 else ''}; "
+            "name them in label order with label_names=[...] (a load_task option, the env's "
+            'task_options={"label_names": [...]}, or --label-names a,b on the command line), '
+            "or write the label names in the file instead of numbers",
+            UnnamedLabelsWarning, stacklevel=3,
+        )
+
 
 def load_file(path: Path, split_seed: int = 0, **options: Any) -> Task:
     """A task from one file: train min(32, n/4), dev min(64, n/4), test the rest."""
     loaded = loaders.read_file(path, **options)
+    return _split_one(path, loaded, split_seed)
+
+
+def _split_one(path: Path, loaded: LoadedExamples, split_seed: int) -> Task:
     n = len(loaded.examples)
     if n < 3:
         raise TaskFormatError(f"{path}: {n} examples is too few to split into train/dev/test (need 3)")
+    warn_unnamed_labels(str(path), loaded)
     n_train, n_dev = max(1, min(32, n // 4)), max(1, min(64, n // 4))
     splits = split_three(loaded.examples, n_train, n_dev, None, split_seed)
     return build_task(path.stem, loaded, splits, description=f"from {path}")
@@ -97,8 +122,11 @@ def load_file(path: Path, split_seed: int = 0, **options: Any) -> Task:
 _SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid", "val"), "test": ("test",)}
 
 
-def load_directory(path: Path, **options: Any) -> Task:
-    """A task from a directory with train.*, test.* and optionally dev.* (else half of train)."""
+def load_directory(path: Path, split_seed: int = 0, **options: Any) -> Task:
+    """A task from a directory: train.*, test.* and optionally dev.* files (else half of
+    train is dev), or a Hugging Face ``datasets`` directory saved with ``save_to_disk``."""
+    if loaders.is_hf_disk_dataset(path):
+        return _load_hf_directory(path, split_seed, **options)
     found: dict[str, Path] = {}
     for split, stems in _SPLIT_NAMES.items():
         for stem in stems:
@@ -109,16 +137,67 @@ def load_directory(path: Path, **options: Any) -> Task:
     if "train" not in found or "test" not in found:
         raise DataNotFoundError(
             f"{path}: a task directory needs train.* and test.* files (and optionally dev.*) "
-            f"with one of the suffixes {', '.join(loaders.FILE_SUFFIXES)}; found {sorted(found)}"
+            f"with one of the suffixes {', '.join(loaders.FILE_SUFFIXES)}, or a Hugging Face "
+            f"datasets directory (save_to_disk); found {sorted(found)}"
         )
     parts = {split: loaders.read_file(file, **options) for split, file in found.items()}
+    return assemble_parts(path, parts, options.get("label_order", "sorted"))
+
+
+def _load_hf_directory(path: Path, split_seed: int, **options: Any) -> Task:
+    """A saved ``datasets`` directory: its train/validation/test splits, or one split cut in three."""
+    read = loaders.read_hf_disk(path, **options)
+    parts = {split: read[name] for split, names in _SPLIT_NAMES.items()
+             for name in names if name in read}
+    if "train" in parts and "test" in parts:
+        return assemble_parts(path, parts, options.get("label_order", "sorted"))
+    if len(read) == 1:
+        return _split_one(path, next(iter(read.values())), split_seed)
+    raise DataNotFoundError(
+        f"{path}: the datasets directory has splits {sorted(read)}; it needs 'train' and 'test' "
+        "(and optionally 'validation'), or a single split to cut into train/dev/test"
+    )
+
+
+def assemble_parts(path: Path, parts: dict[str, LoadedExamples], label_order: str = "sorted") -> Task:
+    """A task from per-split examples (dev: half of train when absent), with one set of label
+    names for every split."""
+    parts = unify_labels(path, parts, label_order)
     splits = {split: part.examples for split, part in parts.items()}
     if "dev" not in splits:
         train = splits["train"]
         cut = len(train) // 2
         splits = {"train": train[:cut], "dev": train[cut:], "test": splits["test"]}
+    warn_unnamed_labels(str(path), parts["train"])
+    return build_task(path.name, parts["train"], {s: splits[s] for s in SPLITS},
+                      description=f"from {path}")
+
+
+def unify_labels(path: Path, parts: dict[str, LoadedExamples],
+                 label_order: str = "sorted") -> dict[str, LoadedExamples]:
+    """The parts with one label-name list: given names as they are, integer labels the widest
+    range, string labels the union of every split's names (sorted, or first-seen in split order)."""
     first = parts["train"]
-    if first.kind == "classification":
-        widest = max(parts.values(), key=lambda p: len(p.label_names or ()))
-        first = dataclasses.replace(first, label_names=widest.label_names)
-    return build_task(path.name, first, {s: splits[s] for s in SPLITS}, description=f"from {path}")
+    if first.kind != "classification":
+        return parts
+    sources = {part.label_source for part in parts.values()}
+    if len(sources) > 1:
+        listed = ", ".join(f"{split}: {part.label_source}" for split, part in parts.items())
+        raise TaskFormatError(
+            f"{path}: the splits label examples differently ({listed}); write the labels the same "
+            "way in every split (all names or all integers), or pass label_names=[...]"
+        )
+    if sources == {"strings"}:
+        seen = list(dict.fromkeys(n for split in SPLITS if split in parts
+                                  for n in parts[split].label_names or ()))
+        names = tuple(sorted(seen) if label_order == "sorted" else seen)
+    else:
+        names = max((p.label_names or () for p in parts.values()), key=len)
+    out = {}
+    for split, part in parts.items():
+        old = part.label_names or ()
+        index = {i: names.index(n) for i, n in enumerate(old)}
+        examples = [dataclasses.replace(e, label=index[e.label]) if e.label is not None else e
+                    for e in part.examples]
+        out[split] = dataclasses.replace(part, examples=examples, label_names=names)
+    return out

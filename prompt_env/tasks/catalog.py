@@ -9,7 +9,19 @@
 - a **file** (``.tsv``, ``.csv``, ``.jsonl``, ``.json``), split
   deterministically into train/dev/test;
 - a **directory** holding ``train``, ``dev`` (or ``validation``) and
-  ``test`` files in one of those formats.
+  ``test`` files in one of those formats, or a Hugging Face ``datasets``
+  directory written by ``save_to_disk`` (its train/validation/test splits, or
+  one split cut like a file; needs the ``hf`` extra, never downloads).
+
+Options of a task from a path: ``input_field`` (one name, a list, or names
+separated by commas), ``label_field``, ``label_names`` (names of the integer
+labels 0..K-1, in order), ``label_order`` (``"sorted"``, the default, or
+``"first-seen"``: how label names read from string labels are ordered),
+``reference_field`` and ``format`` (generation tasks), ``delimiter`` (CSV/TSV)
+and ``split_seed``. String labels (``{"text": ..., "label": "positive"}``)
+are the label names, and the names are the default verbalizer; integer labels
+without ``label_names`` load with a :class:`~prompt_env.errors.UnnamedLabelsWarning`
+that says how to name them.
 
 Split sizes (all splits are deterministic, seeded by ``split_seed``, default 0):
 
@@ -102,9 +114,10 @@ def load_task(name_or_path: str | os.PathLike[str], **options: Any) -> Task:
     Catalog options: ``data_dir`` (else ``$PROMPT_ENV_DATA``) for tasks that
     read the shared data layout; ``few_shot_seed`` (sst2, agnews: 13, 21,
     42, 87 or 100; default 42); ``split_seed`` (default 0); ``n_dev`` and
-    ``n_test`` (bbc-*); ``max_words`` (xsum). File options go to the
-    reader (``text_column``, ``label_column``, ``label_names``, ``format``,
-    ``input_fields``, ``reference_field``, ...).
+    ``n_test`` (bbc-*); ``max_words`` (xsum). Options of a file or directory
+    (``input_field``, ``label_field``, ``label_names``, ``label_order``,
+    ``reference_field``, ``format``, ``delimiter``, ``split_seed``) are listed in
+    the module docstring; ``data_dir`` is ignored for paths.
     """
     name = os.fspath(name_or_path)
     if name in TASK_CATALOG:
@@ -117,7 +130,8 @@ def load_task(name_or_path: str | os.PathLike[str], **options: Any) -> Task:
             _CACHE[key] = load_builtin(name, key_options)
         return _fresh(_CACHE[key])
     path = Path(name).expanduser()
-    if path.exists():
+    if path.exists() and name.strip():
+        options = {k: v for k, v in options.items() if k != "data_dir"}
         key = _cache_key(str(path.resolve()), {**options, "_mtime": path.stat().st_mtime_ns})
         if key not in _CACHE:
             if path.is_dir():

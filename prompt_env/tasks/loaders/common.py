@@ -26,6 +26,9 @@ class LoadedExamples:
     input_fields: tuple[str, ...]
     metric: str
     label_names: tuple[str, ...] | None = None
+    label_source: str = "given"
+    """Where the label names came from: ``"given"`` (``label_names`` or the format),
+    ``"integers"`` (``"0".."K-1"``: integer labels without names) or ``"strings"`` (the labels)."""
 
 
 def read_text(path: str | Path) -> str:
@@ -59,6 +62,14 @@ def read_json_document(path: Path) -> Any:
         raise TaskFormatError(f"{path}: JSON nested too deeply to read") from None
 
 
+LABEL_ORDERS = ("sorted", "first-seen")
+"""How label names read from string labels are ordered: alphabetically (``sorted``, the
+default: the same order whatever the row order or split) or as first met in the file."""
+
+MAX_UNNAMED_LABEL = 1000
+"""Largest integer label accepted without ``label_names`` (a bigger one is not a class index)."""
+
+
 def parse_label(value: str, where: str, column: str, label_names: Sequence[str] | None) -> int:
     """A class index from an integer text, or from one of ``label_names``; checked for range."""
     text = value.strip()
@@ -69,26 +80,94 @@ def parse_label(value: str, where: str, column: str, label_names: Sequence[str] 
             return list(label_names).index(text)
         raise TaskFormatError(
             f"{where}: label {text!r} in column {column!r} is not an integer"
-            + (f" or one of {list(label_names)}" if label_names else "")
+            + (f" or one of label_names {list(label_names)}" if label_names else "")
         ) from None
     if label < 0 or (label_names is not None and label >= len(label_names)):
         allowed = f"0..{len(label_names) - 1}" if label_names else "0 or more"
         raise TaskFormatError(f"{where}: label {label} in column {column!r} is out of range ({allowed})")
+    if label_names is None and label > MAX_UNNAMED_LABEL:
+        raise TaskFormatError(
+            f"{where}: label {label} in column {column!r} is too large for a class index; "
+            "use labels 0..K-1 or label names"
+        )
     return label
 
 
-def finish_labels(examples: list[Example], label_names: Sequence[str] | None) -> tuple[str, ...]:
-    """The label names given, or ``"0".."k"`` up to the largest label seen."""
-    if label_names is not None:
-        return tuple(label_names)
-    top = max(e.label or 0 for e in examples)
-    return tuple(str(i) for i in range(top + 1))
+def label_text(value: Any, where: str, column: str) -> str:
+    """A label cell or JSON value as text: strings, integers (``1.0`` counts as ``1``), booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (str, int, float)):
+        text = str(value).strip()
+        if text:
+            return text
+        raise TaskFormatError(f"{where}: the label in field {column!r} is empty; give every example a label")
+    raise TaskFormatError(
+        f"{where}: the label in field {column!r} should be a string or an integer, "
+        f"found {type(value).__name__}"
+    )
 
 
-def string_field(record: Mapping[str, Any], key: str, where: str) -> str:
-    """``record[key]`` as text (numbers are accepted and written out)."""
+def _is_integer(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_label_names(label_names: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """``label_names`` as a tuple of distinct non-empty strings (a comma-separated string is split)."""
+    if label_names is None:
+        return None
+    if isinstance(label_names, str):
+        label_names = [name.strip() for name in label_names.split(",")]
+    names = tuple(label_names)
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise TaskFormatError(
+            f"label_names must be a non-empty list of non-empty strings, got {list(names)!r}"
+        )
+    if len(set(names)) != len(names):
+        raise TaskFormatError(f"label_names has repeated names: {list(names)}")
+    return names
+
+
+def resolve_labels(
+    raw: Sequence[tuple[str, Any]],
+    column: str,
+    label_names: Sequence[str] | str | None = None,
+    label_order: str = "sorted",
+) -> tuple[list[int], tuple[str, ...], str]:
+    """Class indices, label names and where the names came from, for raw ``(where, value)`` labels.
+
+    - ``label_names`` given: every label is an index ``0..K-1`` or one of the names
+      (``source="given"``);
+    - every label an integer: the names are ``"0".."K-1"`` (``source="integers"``; the task
+      loaders warn that a model cannot be asked to answer with digits);
+    - otherwise the labels are names, ordered by ``label_order`` (``"sorted"`` or
+      ``"first-seen"``; ``source="strings"``).
+    """
+    if label_order not in LABEL_ORDERS:
+        raise TaskFormatError(f"label_order must be one of {LABEL_ORDERS}, got {label_order!r}")
+    names = check_label_names(label_names)
+    texts = [(where, label_text(value, where, column)) for where, value in raw]
+    if names is not None:
+        return [parse_label(text, where, column, names) for where, text in texts], names, "given"
+    if all(_is_integer(text) for _, text in texts):
+        labels = [parse_label(text, where, column, None) for where, text in texts]
+        return labels, tuple(str(i) for i in range(max(labels, default=0) + 1)), "integers"
+    seen = list(dict.fromkeys(text for _, text in texts))
+    ordered = tuple(sorted(seen) if label_order == "sorted" else seen)
+    index = {name: i for i, name in enumerate(ordered)}
+    return [index[text] for _, text in texts], ordered, "strings"
+
+
+def string_field(record: Mapping[str, Any], key: str, where: str, hint: str = "") -> str:
+    """``record[key]`` as text (numbers are accepted and written out); ``hint`` ends a missing-field error."""
     if key not in record:
-        raise TaskFormatError(f"{where}: missing field {key!r} (fields present: {sorted(record)})")
+        raise TaskFormatError(f"{where}: missing field {key!r} (fields present: {sorted(record)}){hint}")
     value = record[key]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
@@ -97,10 +176,11 @@ def string_field(record: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
-def string_list_field(record: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+def string_list_field(record: Mapping[str, Any], key: str, where: str,
+                      hint: str = "") -> tuple[str, ...]:
     """``record[key]`` (a string or a list of them) as unique references, order kept."""
     if key not in record:
-        raise TaskFormatError(f"{where}: missing field {key!r} (fields present: {sorted(record)})")
+        raise TaskFormatError(f"{where}: missing field {key!r} (fields present: {sorted(record)}){hint}")
     value = record[key]
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         value = [value]

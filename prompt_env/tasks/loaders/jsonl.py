@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from prompt_env.errors import TaskFormatError
-from prompt_env.tasks.base import Example
 from prompt_env.tasks.loaders.bigbench import bigbench_examples
-from prompt_env.tasks.loaders.common import (
-    LoadedExamples,
-    finish_labels,
-    parse_label,
-    read_text,
-    string_field,
-    string_list_field,
+from prompt_env.tasks.loaders.common import LoadedExamples, read_text
+from prompt_env.tasks.loaders.records import (
+    FORMATS,
+    detect_format,
+    examples_from_records,
+    format_of,
+    record_options,
 )
 
-JSONL_FORMATS = ("classification", "qa", "summarization", "bigbench", "generation")
+JSONL_FORMATS = FORMATS
 
 
 def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -44,105 +43,43 @@ def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def detect_jsonl_format(record: Mapping[str, Any]) -> str:
     """Guess the JSONL format from the fields of its first record."""
-    keys = set(record)
-    if {"context", "question", "answers"} <= keys:
-        return "qa"
-    if {"document", "summary"} <= keys:
-        return "summarization"
-    if "input" in keys and ("target" in keys or "target_scores" in keys):
-        return "bigbench"
-    if "label" in keys:
-        return "classification"
-    raise TaskFormatError(
-        f"cannot tell the format from fields {sorted(keys)}; expected context/question/answers "
-        "(qa), document/summary (summarization), input/target (BIG-bench) or text/label "
-        "(classification); pass format= and the field names"
-    )
+    return detect_format(record)
 
 
 def read_jsonl(
     path: str | Path,
     *,
     format: str | None = None,
-    input_fields: Sequence[str] | None = None,
+    input_fields: Sequence[str] | str | None = None,
     label_field: str = "label",
     reference_field: str | None = None,
-    label_names: Sequence[str] | None = None,
+    label_names: Sequence[str] | str | None = None,
+    label_order: str = "sorted",
+    input_field: Sequence[str] | str | None = None,
 ) -> LoadedExamples:
     """Examples from a JSON-lines file, one object per line.
 
     ``format`` is one of :data:`JSONL_FORMATS` (guessed from the first record
     when omitted). Defaults per format: classification reads
-    ``input_fields=("text",)`` (or ``sentence``) and ``label``; qa reads
+    ``input_fields=("text",)`` (or ``sentence``) and ``label`` (integers, or
+    strings that become the label names: see
+    :func:`~prompt_env.tasks.loaders.common.resolve_labels`); qa reads
     ``context``, ``question`` and references from ``answers``; summarization
     reads ``document`` and ``summary``; bigbench reads ``input`` with
     ``target`` (a string or list of aliases) or ``target_scores``;
     generation needs ``input_fields`` and ``reference_field``.
+    ``input_field`` is another name for ``input_fields`` (a name, a list, or
+    names separated by commas).
     """
     path = Path(path)
-    records = list(_json_records(path))
-    if not records:
+    options = record_options({"input_fields": input_field or input_fields}, str(path))
+    numbered = list(_json_records(path))
+    if not numbered:
         raise TaskFormatError(f"{path}: the file is empty; it needs one JSON object per line")
-    if format is None:
-        try:
-            format = detect_jsonl_format(records[0][1])
-        except TaskFormatError as error:
-            raise TaskFormatError(f"{path} line {records[0][0]}: {error}") from None
+    records = [(f"{path} line {n}", f"{path}:{n}", record) for n, record in numbered]
+    format = format or format_of(records[0], label_field, reference_field)
     if format == "bigbench":
-        return bigbench_examples(path, records)
-    if format == "classification":
-        return _classification(path, records, input_fields, label_field, label_names)
-    defaults = {
-        "qa": (("context", "question"), "answers", "qa", "f1"),
-        "summarization": (("document",), "summary", "summarization", "rouge_l"),
-        "generation": ((), None, "instruction", "exact_match"),
-    }
-    if format not in defaults:
-        raise TaskFormatError(f"{path}: unknown format {format!r}; use one of {JSONL_FORMATS}")
-    default_fields, default_ref, family, metric = defaults[format]
-    fields = tuple(input_fields or default_fields)
-    ref_field = reference_field or default_ref
-    if not fields or ref_field is None:
-        raise TaskFormatError(
-            f"{path}: format 'generation' needs input_fields= and reference_field= "
-            f"(fields present: {sorted(records[0][1])})"
-        )
-    examples = []
-    for number, record in records:
-        where = f"{path} line {number}"
-        examples.append(
-            Example(
-                fields={f: string_field(record, f, where) for f in fields},
-                references=string_list_field(record, ref_field, where),
-                source=f"{path}:{number}",
-            )
-        )
-    return LoadedExamples(examples, "generation", family, fields, metric)
-
-
-def _classification(
-    path: Path,
-    records: Sequence[tuple[int, dict[str, Any]]],
-    input_fields: Sequence[str] | None,
-    label_field: str,
-    label_names: Sequence[str] | None,
-) -> LoadedExamples:
-    first = records[0][1]
-    fields = tuple(input_fields or (("sentence",) if "sentence" in first else ("text",)))
-    examples = []
-    for number, record in records:
-        where = f"{path} line {number}"
-        if label_field not in record:
-            raise TaskFormatError(f"{where}: missing field {label_field!r} (fields present: {sorted(record)})")
-        label = parse_label(str(record[label_field]), where, label_field, label_names)
-        examples.append(
-            Example(
-                fields={f: string_field(record, f, where) for f in fields},
-                label=label,
-                source=f"{path}:{number}",
-            )
-        )
-    return LoadedExamples(
-        examples, "classification", "classification", fields, "accuracy",
-        finish_labels(examples, label_names),
-    )
+        return bigbench_examples(path, numbered)
+    return examples_from_records(str(path), records, format=format, label_field=label_field,
+                                 reference_field=reference_field, label_names=label_names,
+                                 label_order=label_order, **options)

@@ -1,0 +1,170 @@
+"""What ``prompt-env optimize`` writes: the prompt to ship, how to use it, the evidence, the config.
+
+- ``best_prompt.txt``: the exact text to send (a chat prompt: the JSON list of
+  messages), with ``{field}`` placeholders where the input goes;
+- ``best_prompt.json``: its parts (instruction, exemplars, template,
+  verbalizer), how to fill it and how to read the model's answer;
+- ``report.md`` and ``score_vs_calls.png``: the winner next to the manual prompt
+  and the best pool prompt on held-out inputs, with what each cost;
+- ``results.json`` (the rows) and ``config.json`` (everything needed to rerun it).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agents.experiments.files import save_json, save_text
+from agents.experiments.plots import plot_score_vs_cost
+from agents.experiments.report import policy_table
+from agents.experiments.usage import Usage
+
+if TYPE_CHECKING:
+    from agents.experiments.optimize import OptimizePlan
+
+PROMPT_TEXT = "best_prompt.txt"
+PROMPT_JSON = "best_prompt.json"
+REPORT = "report.md"
+PLOT = "score_vs_calls.png"
+RESULTS = "results.json"
+CONFIG = "config.json"
+
+FILL_NOTE = ("replace each {field} placeholder with the input's text, as a literal string replacement "
+             "(not str.format: inputs may contain braces)")
+
+
+def render_with_placeholders(prompt: Any, task: Any) -> tuple[str, Any]:
+    """(``best_prompt.txt`` text, the rendered prompt) with ``{field}`` where each input field goes."""
+    from prompt_env.tasks.base import Example
+
+    placeholder = Example(fields={f: "{" + f + "}" for f in task.input_fields})
+    rendered = prompt.render(placeholder, task)
+    if isinstance(rendered, str):
+        return rendered, rendered
+    return json.dumps(rendered, indent=2, ensure_ascii=False), rendered
+
+
+def prompt_description(prompt: Any, task: Any) -> dict[str, Any]:
+    """``best_prompt.json``: the prompt's parts and how to render and read it."""
+    text, rendered = render_with_placeholders(prompt, task)
+    train = task.splits.get("train", [])
+    exemplars = [{"fields": dict(train[i].fields), "answer": prompt.answer_text(train[i])}
+                 for i in prompt.exemplars if 0 <= i < len(train)]
+    if task.kind == "classification":
+        answer = ("the label whose word the model most likely continues the prompt with: score "
+                  f"each of {prompt.choices()} as the continuation (log-probability), or generate a "
+                  "few tokens and map the first word back through 'verbalizer'")
+        verbalizer = dict(zip(task.label_names or (), prompt.verbalizer or (), strict=False))
+    else:
+        from prompt_env.scoring import default_max_new_tokens
+
+        answer = ("generate a continuation" + ("" if prompt.chat else " and keep its first line")
+                  + f" (the task uses up to {default_max_new_tokens(task)} new tokens)")
+        verbalizer = None
+    return {
+        "format": "chat" if prompt.chat else "text",
+        "prompt": rendered,
+        "placeholders": list(task.input_fields),
+        "how_to_render": (f"{FILL_NOTE}; " + ("send 'prompt' as the chat messages (the model's chat "
+                                              "template applies)" if prompt.chat else
+                                              "send 'prompt' as plain text (a completion)")),
+        "how_to_read_the_answer": answer,
+        "name": prompt.name,
+        "instruction": prompt.instruction,
+        "template": {"name": prompt.template.name, "input_format": prompt.template.input_format,
+                     "answer_prefix": prompt.template.answer_prefix,
+                     "separator": prompt.template.separator},
+        "exemplars": exemplars,
+        "verbalizer": verbalizer,
+        "answer_choices": prompt.choices() if task.kind == "classification" else None,
+        "task": {"name": task.name, "kind": task.kind, "metric": task.metric,
+                 "input_fields": list(task.input_fields),
+                 "label_names": list(task.label_names) if task.label_names else None},
+        "text_length_chars": len(text),
+    }
+
+
+def reproduce_command(config: dict[str, Any], out: Path) -> str:
+    """The ``prompt-env optimize`` command line that reruns this run."""
+    parts = ["prompt-env", "optimize", "--data", str(config["data"]), "--budget", str(config["budget"]),
+             "--method", str(config["method"]), "--seed", str(config["seed"]), "--out", str(out)]
+    llm = config["llm"]
+    parts += ["--llm", llm if isinstance(llm, str) else json.dumps(llm)]
+    if config.get("task_options"):
+        parts += ["--task-options", json.dumps(config["task_options"])]
+    if config.get("test_limit") is not None:
+        parts += ["--test-limit", str(config["test_limit"])]
+    if config.get("metric"):
+        parts += ["--metric", str(config["metric"])]
+    return shlex.join(parts)
+
+
+def markdown_report(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage, text: str,
+                    command: str) -> str:
+    """``report.md``: what was searched, the comparison on held-out inputs, the winner, the cost."""
+    winner = rows[-1]
+    manual = rows[0]
+    gain = winner["test_score"] - manual["test_score"]
+    verdict = ("better than" if gain > 0 else "the same as" if gain == 0 else "worse than")
+    lines = [
+        f"# Optimized prompt for {plan.task}",
+        "",
+        f"Method: **{plan.method}**: {plan.reason}.",
+        "",
+        f"Held-out test: the first {plan.n_test} test inputs, metric `{winner['metric']}`. "
+        f"The winner scores {winner['test_score']:.3f}, {verdict} the manual prompt "
+        f"({manual['test_score']:.3f}, {gain:+.3f}). It was chosen on train/dev only; the test "
+        "inputs were scored once, after the choice.",
+        "",
+        policy_table(rows, notes=True).to_markdown(),
+        "",
+        "`LLM calls` = calls requested for the search (or the dev scores of the pool) plus the "
+        "held-out evaluation, whether the response cache answered them or not; `distinct pairs` = "
+        "the distinct (prompt, input) pairs among them.",
+        "",
+        f"![test score vs LLM calls]({PLOT})",
+        "",
+        f"Whole run: {usage.calls} LLM calls requested, {usage.cache_hits} answered by the cache, "
+        f"{usage.model_calls} by the model, {usage.wall_s:.1f} s.",
+        "",
+        f"## The prompt (`{PROMPT_TEXT}`; parts and usage in `{PROMPT_JSON}`)",
+        "",
+        "```",
+        text,
+        "```",
+        "",
+        f"Fill it: {FILL_NOTE}.",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(out: Path, *, winner: Any, task: Any, rows: list[dict[str, Any]],
+                  plan: OptimizePlan, usage: Usage, config: dict[str, Any]) -> str:
+    """Write every output file of a run into ``out``; returns the ``best_prompt.txt`` text."""
+    from agents.checkpoint import package_version
+    from agents.cli.checks import redact
+
+    out.mkdir(parents=True, exist_ok=True)
+    text, _ = render_with_placeholders(winner, task)
+    save_text(text if text.endswith("\n") else text + "\n", out / PROMPT_TEXT)
+    description = prompt_description(winner, task)
+    description["scores"] = {r["policy"]: r["test_score"] for r in rows}
+    save_json(description, out / PROMPT_JSON)
+    save_json(rows, out / RESULTS)
+    clean = redact(config)
+    command = reproduce_command(clean, out)
+    save_json({**clean, "plan": plan.__dict__ | {"total_calls": plan.total_calls},
+               "usage": usage.as_dict(), "package_version": package_version(),
+               "command": command}, out / CONFIG)
+    plot_score_vs_cost(rows, out / PLOT)
+    save_text(markdown_report(rows, plan, usage, text, command), out / REPORT)
+    return text
