@@ -46,6 +46,7 @@ import numpy as np
 from agents.checkpoint import read_checkpoint, read_checkpoint_header, write_checkpoint
 from prompt_env.errors import CheckpointError, PromptEnvError, PromptTooLongError
 from prompt_env.llm import normalize_spec
+from prompt_env.llm.base import cut_at_stop
 from prompt_env.llm.hf_loading import set_threads
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import PLAIN_STOP, clean_generation, default_max_new_tokens, resolve_reward
@@ -131,8 +132,8 @@ class SoftPrompt:
         else:
             config = PrefixTuningConfig(task_type=TaskType.CAUSAL_LM,
                                         num_virtual_tokens=num_virtual_tokens)
-        torch.manual_seed(seed)  # the initial virtual tokens
-        with _quiet():
+        with torch.random.fork_rng(devices=[]), _quiet():  # seeded, leaving torch's RNG alone
+            torch.manual_seed(seed)  # the initial virtual tokens
             self.model = get_peft_model(self.hf.model, config)
         # prompt tuning puts the virtual tokens in the sequence; prefix tuning in the cache
         self.offset = num_virtual_tokens if method == "soft-prompt" else 0
@@ -280,25 +281,44 @@ class SoftPrompt:
         return out
 
     def generate(self, examples: Sequence[Example]) -> list[str]:
-        """Generation: greedy answers (first non-empty line), one input at a time."""
+        """Generation: greedy answers (first non-empty line), one input at a time.
+
+        Decoded here, step by step through the same peft forward pass the loss uses (the
+        first pass reads the virtual tokens and the prompt, later ones one token on its
+        cache): peft 0.21's ``generate`` under transformers 5 does not reproduce that
+        forward pass for prompt learning (prefix tuning's prefix is dropped), so it is not used.
+        """
         import torch
 
         set_threads()
-        tokenizer = self.hf.tokenizer
         stop = None if self.prompt.chat else list(PLAIN_STOP)
         texts = []
         with torch.inference_mode(), _quiet():
             for example in examples:
                 ids = torch.tensor([self.context_ids(example)], device=self.hf.device)
-                out = self.model.generate(
-                    input_ids=ids, attention_mask=torch.ones_like(ids),
-                    max_new_tokens=default_max_new_tokens(self.task), do_sample=False, num_beams=1,
-                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                    stop_strings=stop, tokenizer=tokenizer if stop else None)[0].tolist()
-                new = out[ids.shape[1]:] if out[: ids.shape[1]] == ids[0].tolist() else out
-                texts.append(clean_generation(tokenizer.decode(new, skip_special_tokens=True)))
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True,
+                                 logits_to_keep=1)
+                texts.append(clean_generation(self._greedy(out, stop)))
         self.counts["generated"] += len(examples)
         return texts
+
+    def _greedy(self, out: Any, stop: list[str] | None) -> str:
+        """Greedy tokens after the first forward pass ``out``, until EOS, a stop or the limit."""
+        import torch
+
+        tokenizer, new = self.hf.tokenizer, []
+        for _ in range(default_max_new_tokens(self.task)):
+            token = int(out.logits[0, -1].argmax())
+            if token == tokenizer.eos_token_id:
+                break
+            new.append(token)
+            if stop and any(s in tokenizer.decode(new, skip_special_tokens=True) for s in stop):
+                break
+            cache = getattr(out, "cache", None) or out.past_key_values
+            mask = torch.ones((1, cache.get_seq_length() + 1), dtype=torch.long)
+            out = self.hf._forward(torch.tensor([[token]], device=self.hf.device),
+                                   mask.to(self.hf.device), cache=cache, logits_to_keep=1)
+        return cut_at_stop(tokenizer.decode(new, skip_special_tokens=True), stop)
 
     def scores(self, examples: Sequence[Example], reward: str | None = None) -> np.ndarray:
         """The reward (default: the task's metric) of each example under this soft prompt."""

@@ -78,3 +78,22 @@ def test_run_policy_row_is_consistent(shared_data_dir: Path,
     assert row["wall_s"] > 0 and row["cache_hit_rate"] == 0.0
     assert row["budget"] == 8 and row["prompt_counts"] == []
     assert "white-box" in row["notes"]
+
+
+def test_generation_task_trains_on_references_and_generates(shared_data_dir: Path, default_llm: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMPT_ENV_THREADS", "1")
+    task = load_task("ii-translation_en-de", data_dir=str(shared_data_dir))
+    soft = SoftPrompt(default_llm, task, task.prompt_pool.candidates[0], method="prefix",
+                      num_virtual_tokens=2, seed=0)
+    example = task.split("train")[0]
+    target = soft.target_ids(example)
+    assert default_llm.tokenizer.decode(target) == f" {example.reference}\n"
+    result = fit(soft, task.split("train")[:4], task.split("dev")[:2], max_pairs=4, batch_size=4,
+                 seed=0)
+    assert len(result.dev_losses) == 2 and all(np.isfinite(loss) for _, loss in result.dev_losses)
+    inputs = task.split("test")[:3]
+    texts = soft.generate(inputs)
+    assert len(texts) == 3 and all(isinstance(t, str) and "\n" not in t for t in texts)
+    assert set(soft.scores(inputs).tolist()) <= {0.0, 1.0}  # exact match
+    assert soft.counts["generated"] == 6

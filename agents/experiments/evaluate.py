@@ -5,7 +5,9 @@ for all of them); a final prompt is scored on the same evaluation inputs. A
 row says what the policy spent, all of it measured: LLM calls requested
 (``llm_calls`` = training or selection + evaluation), distinct (prompt, input)
 pairs among them, the cache hit rate of its own phases, and the wall time of
-the work done for that policy alone.
+the work done for that policy alone. A white-box policy (soft prompts) cannot send its
+trained model through the LLM protocol: it scores the same evaluation inputs itself and
+returns that score with the measured cost (``PolicyResult.evaluation``).
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ def train_soft_prompt(setting: Setting, method: str, budget: int, *,
         "dev_pairs_forward": trained["forward"],
         "eval_pairs": len(inputs),
         "eval_by": "greedy generation" if task.kind != "classification" else "label log-probs",
+        "loss": ("cross-entropy over the label words" if task.kind == "classification"
+                 else "teacher-forced NLL of the first reference"),
         "epochs": result.epochs,
         "steps": result.steps,
         "best_at_pairs": result.best_pairs,
