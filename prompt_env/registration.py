@@ -1,7 +1,9 @@
 """Every env id in one loop: catalog tasks x env kinds -> ``gymnasium.register``.
 
 Ids are ``PromptEnv/<Task>-<Kind>[-Tabular]-v0``, e.g. ``PromptEnv/SST2-Select-v0``.
-Registration reads no data; the task loads when an env is made.
+Registration reads no data; the task loads when an env is made. Kinds in
+:data:`CLASSIFICATION_KINDS` (``Compose``) are registered only for classification tasks
+(the catalog knows each task's kind) and for the file task, whose env checks when made.
 
 A task from a user's own file or directory has its own ids,
 ``PromptEnv/File-<Kind>[-Tabular]-v0``, which need ``task=<path>``:
@@ -23,7 +25,11 @@ ENV_KINDS = {
                        "prompt_env.envs.vector:BatchedPromptSelectVectorEnv"),
     "Edit": ("prompt_env.envs.edit:PromptEditEnv", {}, None),
     "Edit-Tabular": ("prompt_env.envs.edit:PromptEditEnv", {"tabular": True}, None),
+    "Compose": ("prompt_env.envs.compose:PromptComposeEnv", {}, None),
 }
+
+CLASSIFICATION_KINDS = frozenset({"Compose"})
+"""Env kinds that exist only for classification tasks."""
 
 
 FILE_TASK = "File"
@@ -37,9 +43,11 @@ def env_id(task_env_name: str, kind: str, version: int = 0) -> str:
 def register_all() -> list[str]:
     """Register every catalog task, and the file task, under every env kind; return the ids."""
     ids = []
-    tasks = [(entry.env_name, entry.name) for entry in catalog_entries()] + [(FILE_TASK, "")]
-    for task_env_name, task in tasks:
+    tasks = [(e.env_name, e.name, e.kind) for e in catalog_entries()] + [(FILE_TASK, "", None)]
+    for task_env_name, task, task_kind in tasks:
         for kind, (entry_point, extra, vector_entry_point) in ENV_KINDS.items():
+            if kind in CLASSIFICATION_KINDS and task_kind not in ("classification", None):
+                continue
             name = env_id(task_env_name, kind)
             if name not in gym.registry:
                 gym.register(

@@ -63,6 +63,8 @@ def small_kwargs(env_id: str) -> dict:
         kwargs["llm"] = "fake"
     if "-Edit" in env_id:
         kwargs.update(minibatch_size=2, max_edits=3, n_candidates=2)
+    elif "-Compose" in env_id:
+        kwargs.update(minibatch_size=2, prompt_length=2, vocab_size=6)
     else:
         kwargs.update(episode_length=3)
     return kwargs

@@ -83,6 +83,7 @@ def env_ids_table(ids: list[str], kinds: list[str]) -> Any:
         "Select-Tabular": "picks a prompt per input; Discrete observation (input cluster)",
         "Edit": "edits a structured prompt step by step; Box observation, action masks",
         "Edit-Tabular": "edits a structured prompt; Discrete observation (prompt state id)",
+        "Compose": "writes a prompt word by word (RLPrompt); MultiDiscrete observation, masks",
     }
     registered = set(ids)
     entries = catalog_entries()
