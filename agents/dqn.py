@@ -9,6 +9,21 @@ DQN the argmax over a' uses the online network and the value the target
 network. Transitions go to a numpy replay buffer; minibatches are drawn
 uniformly from it.
 
+With ``n_step = n > 1`` the stored transition sums n rewards before it
+bootstraps (Sutton 1988; Hessel et al. 2018):
+
+    td_target = r_t + gamma r_{t+1} + ... + gamma^(n-1) r_{t+n-1}
+                + gamma^n * max_a' Q_target(s_{t+n}, a') * (1 - terminated)
+
+An episode's last n transitions sum what is left of it; ``n_step`` at least the
+episode length gives Monte-Carlo targets (the return to the end), which suits
+sparse terminal rewards such as a composed prompt's score.
+
+For large action spaces whose actions have known features (the words of
+``PromptComposeEnv``, ``action_features=``), the network scores an action by its
+features, ``Q(s, a) = g(s) . f_a + b_a``, so what it learns about one word carries
+over to similar words.
+
 Determinism: the network is initialised from ``config.seed`` inside
 ``torch.random.fork_rng`` (the global torch generator is left untouched);
 exploration and minibatch sampling draw from the agent's own numpy
@@ -72,6 +87,8 @@ class DQNConfig:
     """Fraction of a learn call's steps over which epsilon decays linearly."""
     use_action_mask: bool = True
     """Use the env's action mask for exploration, greedy actions and the max in the target."""
+    n_step: int = 1
+    """Rewards summed before bootstrapping; at least the episode length gives Monte-Carlo targets."""
     seed: int = 0
     """Seed of the network initialisation, exploration and replay sampling."""
 
@@ -85,6 +102,7 @@ class DQNConfig:
             "train_frequency",
             "gradient_steps",
             "target_update_interval",
+            "n_step",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -112,6 +130,27 @@ class QNetwork(nn.Module):
         return self.layers(obs)
 
 
+class FeatureQNetwork(nn.Module):
+    """``Q(s, a) = g(s) . f_a + b_a``: an MLP ``g`` maps the observation into the space of fixed
+    action features ``f_a`` (one row per action); ``b_a`` is a learned bias per action."""
+
+    def __init__(self, input_size: int, action_features: np.ndarray, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        n_actions, dim = action_features.shape
+        layers: list[nn.Module] = []
+        width = input_size
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dim))
+        self.layers = nn.Sequential(*layers)
+        self.register_buffer("action_features", torch.from_numpy(np.ascontiguousarray(action_features, dtype=np.float32)))
+        self.action_bias = nn.Parameter(torch.zeros(n_actions))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.layers(obs) @ self.action_features.T + self.action_bias
+
+
 class ReplayBuffer:
     """Fixed-size circular buffer of transitions in numpy arrays."""
 
@@ -122,6 +161,7 @@ class ReplayBuffer:
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
         self.next_masks = np.ones((capacity, n_actions), dtype=bool)
         self.position = 0
         self.size = 0
@@ -134,13 +174,16 @@ class ReplayBuffer:
         next_obs: np.ndarray,
         terminated: bool,
         next_mask: np.ndarray | None,
+        discount: float,
     ) -> None:
+        """Store one transition; ``discount`` multiplies the bootstrap term (gamma^n for n steps)."""
         i = self.position
         self.obs[i] = obs
         self.next_obs[i] = next_obs
         self.actions[i] = action
         self.rewards[i] = reward
         self.terminated[i] = float(terminated)
+        self.discounts[i] = discount
         self.next_masks[i] = True if next_mask is None else next_mask
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
@@ -153,6 +196,7 @@ class ReplayBuffer:
             "rewards": torch.from_numpy(self.rewards[indices]),
             "next_obs": torch.from_numpy(self.next_obs[indices]),
             "terminated": torch.from_numpy(self.terminated[indices]),
+            "discounts": torch.from_numpy(self.discounts[indices]),
             "next_masks": torch.from_numpy(self.next_masks[indices]),
         }
 
@@ -161,21 +205,27 @@ def _observation_spec(space: gym.Space) -> dict[str, Any]:
     if isinstance(space, gym.spaces.Discrete):
         require_discrete(space, "observation", "DQNAgent")
         return {"kind": "discrete", "n": int(space.n)}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        if space.nvec.ndim != 1 or np.any(space.start != 0):
+            raise ValueError(f"DQNAgent needs a 1-D MultiDiscrete observation space starting at 0, got {space}")
+        return {"kind": "multi_discrete", "nvec": [int(n) for n in space.nvec]}
     if isinstance(space, gym.spaces.Box):
         return {"kind": "box", "shape": [int(d) for d in space.shape]}
-    raise ValueError(f"DQNAgent needs a Box or Discrete observation space, got {space}")
+    raise ValueError(f"DQNAgent needs a Box, Discrete or MultiDiscrete observation space, got {space}")
 
 
 class DQNAgent(Agent):
-    """Deep Q-network agent for Box or Discrete observations and Discrete actions.
+    """Deep Q-network agent for Box, Discrete or MultiDiscrete observations and Discrete actions.
 
-    Discrete observations are one-hot encoded; Box observations are flattened
-    to float32.
+    Discrete observations are one-hot encoded, MultiDiscrete ones one-hot per
+    component (concatenated); Box observations are flattened to float32.
 
     Args:
         observation_space: the (single-env) observation space.
         action_space: the (single-env) Discrete action space.
         config: a DQNConfig; keyword arguments override its fields.
+        action_features: optional fixed features of each action, shape
+            ``(n_actions, d)``: the Q-network is then a :class:`FeatureQNetwork`.
     """
 
     agent_name = "dqn"
@@ -185,6 +235,8 @@ class DQNAgent(Agent):
         observation_space: gym.Space,
         action_space: gym.Space,
         config: DQNConfig | None = None,
+        *,
+        action_features: np.ndarray | None = None,
         **overrides: Any,
     ) -> None:
         config = config or DQNConfig()
@@ -197,14 +249,20 @@ class DQNAgent(Agent):
         self.config = config
         self.observation_spec = _observation_spec(observation_space)
         self.n_actions = require_discrete(action_space, "action", "DQNAgent")
-        if self.observation_spec["kind"] == "discrete":
+        kind = self.observation_spec["kind"]
+        if kind == "discrete":
             self.input_size = self.observation_spec["n"]
+        elif kind == "multi_discrete":
+            nvec = np.asarray(self.observation_spec["nvec"], dtype=np.int64)
+            self.input_size = int(nvec.sum())
+            self._offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]]).astype(np.int64)
         else:
             self.input_size = int(np.prod(self.observation_spec["shape"], dtype=np.int64))
+        self.action_features = _check_features(action_features, self.n_actions)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.q_network = QNetwork(self.input_size, self.n_actions, config.hidden_sizes)
-            self.target_network = QNetwork(self.input_size, self.n_actions, config.hidden_sizes)
+            self.q_network = self._network()
+            self.target_network = self._network()
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.target_network.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate)
@@ -215,12 +273,19 @@ class DQNAgent(Agent):
         self.gradient_steps_done = 0
         self._steps_since_train = 0
         self._steps_since_target_update = 0
+        self._pending: dict[int, list[Transition]] = {}  # n-step windows, per sub-env
+
+    def _network(self) -> nn.Module:
+        if self.action_features is None:
+            return QNetwork(self.input_size, self.n_actions, self.config.hidden_sizes)
+        return FeatureQNetwork(self.input_size, self.action_features, self.config.hidden_sizes)
 
     @classmethod
     def from_env(
         cls, env: gym.Env | gym.vector.VectorEnv, config: DQNConfig | None = None, **overrides: Any
     ) -> DQNAgent:
-        """An agent sized for ``env``'s (single) observation and action spaces."""
+        """An agent sized for ``env``'s (single) observation and action spaces
+        (``action_features=`` goes to the constructor with the other keyword arguments)."""
         obs_space, action_space = single_spaces(env)
         return cls(obs_space, action_space, config, **overrides)
 
@@ -242,6 +307,14 @@ class DQNAgent(Agent):
             if np.any((states < 0) | (states >= self.input_size)):
                 raise ValueError(f"observation outside Discrete({self.input_size}): {states}")
             return np.eye(self.input_size, dtype=np.float32)[states]
+        if self.observation_spec["kind"] == "multi_discrete":
+            components = obs.reshape(-1, len(self._offsets)).astype(np.int64)
+            nvec = np.asarray(self.observation_spec["nvec"])
+            if np.any((components < 0) | (components >= nvec)):
+                raise ValueError(f"observation outside MultiDiscrete({nvec.tolist()}): {components}")
+            encoded = np.zeros((len(components), self.input_size), dtype=np.float32)
+            np.put_along_axis(encoded, components + self._offsets, 1.0, axis=1)
+            return encoded
         return obs.reshape(-1, self.input_size).astype(np.float32)
 
     def q_values(self, obs: Any) -> np.ndarray:
@@ -282,7 +355,7 @@ class DQNAgent(Agent):
             max_next = torch.where(
                 batch["next_masks"].any(dim=1), max_next, torch.zeros_like(max_next)
             )
-            td_target = batch["rewards"] + c.gamma * max_next * (1.0 - batch["terminated"])
+            td_target = batch["rewards"] + batch["discounts"] * max_next * (1.0 - batch["terminated"])
         q_taken = self.q_network(batch["obs"]).gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
         loss = (
             F.smooth_l1_loss(q_taken, td_target) if c.huber_loss else F.mse_loss(q_taken, td_target)
@@ -328,16 +401,36 @@ class DQNAgent(Agent):
                 actions[i] = masked_argmax(q_values[i], mask, self.rng)
         return actions
 
+    def _start_learning(self, seed: int | None, total_steps: int) -> None:
+        super()._start_learning(seed, total_steps)
+        self._pending = {}  # a new learn call starts new episodes
+
+    def _store(self, window: list[Transition]) -> None:
+        """Store the first transition of ``window`` with the n-step return of the whole window."""
+        gamma = self.config.gamma
+        first, last = window[0], window[-1]
+        reward = sum(gamma**k * t.reward for k, t in enumerate(window))
+        self.buffer.add(
+            self.encode(np.asarray(first.obs)[None])[0],
+            first.action,
+            reward,
+            self.encode(np.asarray(last.next_obs)[None])[0],
+            last.terminated,
+            last.next_action_mask,
+            gamma ** len(window),
+        )
+
     def _observe(self, transition: Transition, log: TrainingLog) -> None:
         c = self.config
-        self.buffer.add(
-            self.encode(transition.obs[None])[0],
-            transition.action,
-            transition.reward,
-            self.encode(np.asarray(transition.next_obs)[None])[0],
-            transition.terminated,
-            transition.next_action_mask,
-        )
+        window = self._pending.setdefault(transition.env_index, [])
+        window.append(transition)
+        if transition.done:  # the episode's last transitions: what is left of its return
+            while window:
+                self._store(window)
+                window.pop(0)
+        elif len(window) >= c.n_step:
+            self._store(window)
+            window.pop(0)
         if self.num_timesteps < c.learning_starts or self.buffer.size < c.batch_size:
             return
         self._steps_since_train += 1
@@ -355,9 +448,11 @@ class DQNAgent(Agent):
     # -- saving -------------------------------------------------------------------------
 
     def config_dict(self) -> dict[str, Any]:
+        features = None if self.action_features is None else list(self.action_features.shape)
         return {
             "observation": self.observation_spec,
             "n_actions": self.n_actions,
+            "action_features": features,
             **self.config.to_json(),
         }
 
@@ -380,13 +475,24 @@ class DQNAgent(Agent):
         config = dict(config)
         spec = config.pop("observation")
         n_actions = config.pop("n_actions")
+        feature_shape = config.pop("action_features", None)
+        features = None
+        if feature_shape is not None:
+            require_arrays(path, arrays, ["q_network.action_features"])
+            features = arrays["q_network.action_features"]
+            if list(features.shape) != list(feature_shape):
+                raise CheckpointError(f"{path}: action features have shape {features.shape}, "
+                                      f"the header says {feature_shape}")
         if spec["kind"] == "discrete":
             obs_space: gym.Space = gym.spaces.Discrete(spec["n"])
+        elif spec["kind"] == "multi_discrete":
+            obs_space = gym.spaces.MultiDiscrete(spec["nvec"])
         else:
             obs_space = gym.spaces.Box(
                 -np.inf, np.inf, shape=tuple(spec["shape"]), dtype=np.float32
             )
-        agent = cls(obs_space, gym.spaces.Discrete(n_actions), DQNConfig(**config))
+        agent = cls(obs_space, gym.spaces.Discrete(n_actions), DQNConfig(**config),
+                    action_features=features)
         for prefix, network in (
             ("q_network", agent.q_network),
             ("target_network", agent.target_network),
@@ -404,6 +510,18 @@ class DQNAgent(Agent):
                 loaded[key] = torch.from_numpy(array.copy())
             network.load_state_dict(loaded)
         return agent
+
+
+def _check_features(features: np.ndarray | None, n_actions: int) -> np.ndarray | None:
+    """``action_features`` as float32 of shape (n_actions, d), or a ValueError saying what fits."""
+    if features is None:
+        return None
+    array = np.asarray(features, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] != n_actions or array.shape[1] < 1:
+        raise ValueError(f"action_features must have shape (n_actions={n_actions}, d), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("action_features must be finite")
+    return array
 
 
 def _masked(q_values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -206,3 +206,65 @@ def test_rejects_bad_spaces_and_options():
         DQNAgent.from_env(ContextualBanditEnv(), gama=0.9)
     with pytest.raises(ValueError, match="tau"):
         DQNConfig(tau=0.0)
+
+
+class WordChainEnv(gym.Env):
+    """Three steps, one of 4 words each; MultiDiscrete observation (the words so far, 4 =
+    empty, and the position). Reward only at the end: 1.0 when word 2 came first, else 0."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.MultiDiscrete([5, 5, 5, 4])
+        self.action_space = spaces.Discrete(4)
+        self.words: list[int] = []
+
+    def _obs(self) -> np.ndarray:
+        return np.array(self.words + [4] * (3 - len(self.words)) + [len(self.words)], dtype=np.int64)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.words = []
+        return self._obs(), {}
+
+    def step(self, action):
+        self.words.append(int(action))
+        done = len(self.words) == 3
+        return self._obs(), float(done and self.words[0] == 2), done, False, {}
+
+
+def test_n_step_returns_reach_monte_carlo_targets():
+    env = WordChainEnv()
+    one = DQNAgent.from_env(env, FAST, gamma=0.5, learning_starts=10_000)
+    monte_carlo = DQNAgent.from_env(env, FAST, gamma=0.5, n_step=3, learning_starts=10_000)
+    for agent in (one, monte_carlo):
+        agent.learn(env, 3, seed=0)
+        agent.act(env.reset(seed=0)[0])
+    first = int(one.buffer.actions[0])
+    final = 1.0 if first == 2 else 0.0
+    np.testing.assert_allclose(one.buffer.rewards[:3], [0.0, 0.0, final])
+    np.testing.assert_allclose(one.buffer.discounts[:3], [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(one.buffer.terminated[:3], [0, 0, 1])
+    # n_step >= the episode: every step's target is its discounted return to the end
+    assert int(monte_carlo.buffer.actions[0]) == first and monte_carlo.buffer.size == 3
+    np.testing.assert_allclose(monte_carlo.buffer.rewards[:3], [0.25 * final, 0.5 * final, final])
+    np.testing.assert_allclose(monte_carlo.buffer.discounts[:3], [0.125, 0.25, 0.5])
+    np.testing.assert_array_equal(monte_carlo.buffer.terminated[:3], [1, 1, 1])
+    with pytest.raises(ValueError, match="n_step must be >= 1"):
+        DQNConfig(n_step=0)
+
+
+def test_multi_discrete_observations_and_action_features_learn_and_round_trip(tmp_path):
+    env = WordChainEnv()
+    features = np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], dtype=np.float32)
+    agent = DQNAgent.from_env(env, FAST, gamma=1.0, n_step=3, learning_starts=32, seed=0,
+                              action_features=features)
+    encoded = agent.encode(np.array([2, 4, 4, 1]))[0]
+    assert encoded.shape == (19,) and np.flatnonzero(encoded).tolist() == [2, 9, 14, 16]
+    agent.learn(env, 900, seed=0)
+    assert agent.act(env.reset(seed=0)[0]) == 2  # the word that pays, learned from the final reward
+    path = agent.save(tmp_path / "chain.agent", env_id="WordChain")
+    loaded = DQNAgent.load(path, env_id="WordChain")
+    obs = env.reset(seed=1)[0]
+    np.testing.assert_array_equal(loaded.q_values(obs[None]), agent.q_values(obs[None]))
+    np.testing.assert_array_equal(loaded.action_features, features)
+    with pytest.raises(ValueError, match=r"action_features must have shape \(n_actions=4, d\)"):
+        DQNAgent.from_env(env, FAST, action_features=np.ones((3, 2)))
