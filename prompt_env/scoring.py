@@ -146,9 +146,11 @@ def _evaluate_classification(
         check_verbalizer(prompt, task)
         groups.setdefault((tuple(prompt.verbalizer or ()), prompt.chat), []).append(i)
     logprobs = np.zeros((len(pairs), task.num_labels))
-    for indices in groups.values():
-        choices = pairs[indices[0]][0].choices()
-        logprobs[indices] = np.asarray(llm.score([rendered[i] for i in indices], choices))
+    requests = [([rendered[i] for i in indices], pairs[indices[0]][0].choices())
+                for indices in groups.values()]
+    # one request per choice set; a backend may run them all in shared forward passes
+    for indices, values in zip(groups.values(), llm.score_many(requests), strict=True):
+        logprobs[indices] = np.asarray(values)
     used = logprobs
     if calibration is not None:
         distinct = list(dict.fromkeys(prompt for prompt, _ in pairs))

@@ -160,6 +160,11 @@ class LLM(abc.ABC):
         Multi-token choices are scored exactly by teacher forcing.
         """
 
+    def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
+        """Several :meth:`score` requests at once, each with its own choices; one array per
+        request. A backend may run them in shared forward passes; by default, one by one."""
+        return [self.score(prompts, choices) for prompts, choices in requests]
+
     @abc.abstractmethod
     def generate(
         self,

@@ -247,43 +247,54 @@ class CachedLLM(LLM):
                 setattr(self.stats, field, getattr(self.stats, field) + after[field] - before[field])
 
     def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        prompts = validate_prompts(prompts)
-        choices = validate_choices(choices)
-        if not prompts:
-            return np.zeros((0, len(choices)), dtype=np.float64)
+        return self.score_many([(prompts, choices)])[0]
+
+    def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
+        """Score requests (prompts with their own choices): hits from the cache, every miss in
+        one call of the wrapped model (``score_many``, so it may share forward passes)."""
+        checked = [(validate_prompts(p), validate_choices(c)) for p, c in requests]
         model = self.identity()
-        keys = [_key("score", model, p, choices) for p in prompts]
-        found = self.store.get_many(keys) if self.store is not None else {}
-        result = np.zeros((len(prompts), len(choices)), dtype=np.float64)
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        # identical prompts in one batch are computed once
-        unique_missing = list(dict.fromkeys(keys[i] for i in missing))
-        first_index = {keys[i]: i for i in reversed(missing)}
-        self._check_budget(len(unique_missing))
-        if unique_missing:
-            todo = [prompts[first_index[k]] for k in unique_missing]
-            values = self._run_inner(lambda: self.inner.score(todo, choices))
-            values = np.asarray(values, dtype=np.float64)
-            if values.shape != (len(todo), len(choices)) or np.any(np.isnan(values)) or np.any(values > 1e-6):
-                # never cache (or return) a malformed answer: log-probs are <= 0
-                raise LLMError(
-                    f"{self.name} returned malformed scores (shape {values.shape}, expected "
-                    f"{(len(todo), len(choices))} finite log-probabilities <= 0); nothing was cached"
-                )
+        keys = [[_key("score", model, p, choices) for p in prompts] for prompts, choices in checked]
+        flat = [k for request_keys in keys for k in request_keys]
+        found = self.store.get_many(flat) if self.store is not None and flat else {}
+        todo: list[tuple[list[PromptInput], list[str], list[str]]] = []  # prompts, choices, keys
+        misses = 0
+        for (prompts, choices), request_keys in zip(checked, keys):
+            missing = [i for i, k in enumerate(request_keys) if k not in found]
+            misses += len(missing)
+            # identical prompts in one batch are computed once
+            unique = list(dict.fromkeys(request_keys[i] for i in missing))
+            first_index = {request_keys[i]: i for i in reversed(missing)}
+            if unique:
+                todo.append(([prompts[first_index[k]] for k in unique], choices, unique))
+        self._check_budget(sum(len(t[2]) for t in todo))
+        if todo:
+            answers = self._run_inner(lambda: self.inner.score_many([(p, c) for p, c, _ in todo]))
             rows = []
-            for k, row in zip(unique_missing, values):
-                text = json.dumps([float(v) for v in row])
-                found[k] = text
-                rows.append((k, model, "score", text))
+            for (prompts, choices, unique), values in zip(todo, answers, strict=True):
+                values = np.asarray(values, dtype=np.float64)
+                if values.shape != (len(prompts), len(choices)) or np.any(np.isnan(values)) or np.any(values > 1e-6):
+                    # never cache (or return) a malformed answer: log-probs are <= 0
+                    raise LLMError(
+                        f"{self.name} returned malformed scores (shape {values.shape}, expected "
+                        f"{(len(prompts), len(choices))} finite log-probabilities <= 0); nothing was cached"
+                    )
+                for k, row in zip(unique, values):
+                    found[k] = json.dumps([float(v) for v in row])
+                    rows.append((k, model, "score", found[k]))
             if self.store is not None:
                 self.store.put_many(rows)
-        for i, k in enumerate(keys):
-            values_row = json.loads(found[k])
-            if len(values_row) != len(choices):
-                raise self._damaged(k)
-            result[i] = values_row
-        self.stats.record(calls=len(prompts), cache_hits=len(prompts) - len(missing), keys=keys)
-        return result
+        results = []
+        for (prompts, choices), request_keys in zip(checked, keys):
+            result = np.zeros((len(prompts), len(choices)), dtype=np.float64)
+            for i, k in enumerate(request_keys):
+                values_row = json.loads(found[k])
+                if len(values_row) != len(choices):
+                    raise self._damaged(k)
+                result[i] = values_row
+            results.append(result)
+        self.stats.record(calls=len(flat), cache_hits=len(flat) - misses, keys=flat)
+        return results
 
     def generate(
         self,

@@ -6,7 +6,13 @@ re-exported here), the default model's location and conversion in
 :mod:`prompt_env.llm.prefix_cache`, and encoder-decoder models in
 :mod:`prompt_env.llm.seq2seq`.
 
-Speed comes from three things, each checked against the plain path in tests:
+Scoring runs on one of two engines (``engine=``): ``"fused"``, a lean forward pass of the
+Llama family that packs rows of different prompts and different label words into one
+pass (:mod:`prompt_env.llm.fused_llama`, :mod:`prompt_env.llm.fused_scoring`), and
+``"transformers"``, the model's own forward, one pass per prefix group (the reference).
+``"auto"`` (the default) picks the fused engine where it applies; both give the same
+log-probabilities to float32 rounding. Speed comes from these things, each checked
+against the plain path in tests:
 
 * batching with padding done right (right padding for scoring, where only
   real positions are read; left padding for generation);
@@ -54,8 +60,11 @@ from prompt_env.llm.default_model import (
     default_model_dir,
     file_digest,
 )
+from prompt_env.llm.fused_llama import FusedLlama, unsupported_reason
+from prompt_env.llm.fused_scoring import build_segments, prefill, score_segments
 from prompt_env.llm.hf_loading import load_default, load_hf, set_threads
 from prompt_env.llm.prefix_cache import PrefixCache, common_prefix, group_by_prefix
+from prompt_env.llm.transformers_engine import TOKENS_PER_FORWARD, TransformersEngine
 
 __all__ = [
     "DEFAULT_GGUF",
@@ -72,8 +81,6 @@ __all__ = [
     "load_hf",
 ]
 
-# Rows x padded length per forward pass: keeps activations small on a laptop CPU.
-TOKENS_PER_FORWARD = 4096
 # Prompts sharing fewer tokens than this are not worth a separate prefix pass.
 MIN_SHARED_PREFIX = 8
 # Kept key/value caches of prompt prefixes, in tokens (SmolLM2-135M: 45 KiB a token).
@@ -81,9 +88,11 @@ PREFIX_CACHE_TOKENS = 8192
 # A prefix recurring across calls is cached from this many tokens on.
 MIN_CACHED_PREFIX = 16
 RECENT_CONTEXTS = 64
+ENGINES = ("auto", "fused", "transformers")
+"""Scoring engines of :class:`HFCausalLM` (see the module docstring)."""
 
 
-class HFCausalLM(LLM):
+class HFCausalLM(TransformersEngine, LLM):
     """A causal LM from transformers, scored and generated on CPU (or GPU if given)."""
 
     def __init__(
@@ -96,10 +105,18 @@ class HFCausalLM(LLM):
         device: str = "cpu",
         prefix_reuse: bool = True,
         prefix_cache_tokens: int = PREFIX_CACHE_TOKENS,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         if prefix_cache_tokens < 0:
             raise ValueError(f"prefix_cache_tokens must be >= 0, got {prefix_cache_tokens}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+        reason = unsupported_reason(model)
+        if engine == "fused" and reason is not None:
+            raise ValueError(f"engine='fused' cannot run {name}: {reason}; use engine='transformers'")
+        self.engine = "fused" if engine == "fused" or (engine == "auto" and reason is None) else "transformers"
+        self._fused = FusedLlama(model) if self.engine == "fused" else None
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -119,7 +136,10 @@ class HFCausalLM(LLM):
 
     # ------------------------------------------------------------------ helpers
     def identity(self) -> str:
-        return self._identity
+        return self._identity  # the engines agree to float32 rounding: one response cache
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "engine": self.engine}
 
     def prompt_text(self, prompt: PromptInput) -> str:
         """The exact text the model reads for ``prompt`` (chats through the chat template)."""
@@ -146,35 +166,39 @@ class HFCausalLM(LLM):
         if n_tokens == 0:
             raise LLMError(f"prompt {index} is empty after tokenization; give it some text")
 
-    def _forward(self, input_ids: Any, attention_mask: Any, cache: Any = None, **extra: Any) -> Any:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask,
-                  "use_cache": cache is not None, **extra}
-        if cache is not None:
-            kwargs[self._cache_kwarg] = cache
-        return self.model(**kwargs)
-
     # ------------------------------------------------------------------ scoring
     def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        prompts = validate_prompts(prompts)
-        choices = validate_choices(choices)
-        if not prompts:
-            return np.zeros((0, len(choices)), dtype=np.float64)
-        contexts = [self.encode(self.prompt_text(p)) for p in prompts]
-        choice_ids = [self.encode(c) for c in choices]
-        longest = max(len(c) for c in choice_ids)
-        for i, ctx in enumerate(contexts):
-            self._check_length(i, len(ctx), longest)
+        return self.score_many([(prompts, choices)])[0]
+
+    def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
+        """Several score requests (prompts with their own choices); the fused engine runs
+        them all in shared forward passes, the transformers engine one request at a time."""
+        checked = [(validate_prompts(p), validate_choices(c)) for p, c in requests]
+        results = [np.zeros((len(p), len(c)), dtype=np.float64) for p, c in checked]
+        todo = [r for r, (prompts, _) in enumerate(checked) if prompts]
+        contexts = [[self.encode(self.prompt_text(p)) for p in checked[r][0]] for r in todo]
+        choice_ids = [[self.encode(c) for c in checked[r][1]] for r in todo]
+        for request_contexts, choices in zip(contexts, choice_ids):
+            longest = max(len(c) for c in choices)
+            for i, ctx in enumerate(request_contexts):
+                self._check_length(i, len(ctx), longest)
+        if not todo:
+            return results
         import torch
 
         set_threads()
-        with torch.inference_mode():
-            if self.prefix_reuse:
-                result = self._score_shared_prefix(contexts, choice_ids)
+        with torch.inference_mode(), self._lock:
+            if self._fused is not None:
+                scored = self._score_fused(contexts, choice_ids)
+            elif self.prefix_reuse:
+                scored = [self._score_shared_prefix(c, ids) for c, ids in zip(contexts, choice_ids)]
             else:
-                result = self._score_rows(contexts, choice_ids, prefix=[])
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
-        return result
+                scored = [self._score_rows(c, ids, prefix=[]) for c, ids in zip(contexts, choice_ids)]
+        for r, values in zip(todo, scored):
+            results[r] = values
+            self.stats.calls += len(values)
+            self.stats.model_calls += len(values)
+        return results
 
     def score_naive(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
         """Reference path: one forward pass per (prompt, choice) on the full token sequence."""
@@ -201,45 +225,78 @@ class HFCausalLM(LLM):
         self.stats.model_calls += len(prompts)
         return out
 
+    def _plan_prefixes(self, contexts: list[list[int]]) -> list[tuple[int, ...] | None]:
+        """The prefix each context continues: the longest cached one, else one it shares with
+        other contexts of this call or with a recent call's, else None."""
+        keys: list[tuple[int, ...] | None] = [None] * len(contexts)
+        pending: list[int] = []
+        for i, ctx in enumerate(contexts):
+            keys[i] = self.prefix_cache.longest_prefix_of(ctx)
+            if keys[i] is None:
+                pending.append(i)
+        for members, prefix_len in group_by_prefix([contexts[i] for i in pending], MIN_SHARED_PREFIX):
+            indices = [pending[m] for m in members]
+            for i in indices:
+                if prefix_len:
+                    keys[i] = tuple(contexts[indices[0]][:prefix_len])
+                    continue
+                shared = self._recent_shared_prefix(contexts[i])
+                if shared >= MIN_CACHED_PREFIX and self.prefix_cache.capacity_tokens:
+                    keys[i] = tuple(contexts[i][:shared])
+        return keys
+
     def _score_shared_prefix(
         self, contexts: list[list[int]], choice_ids: list[list[int]]
     ) -> np.ndarray:
-        """Score with prefix reuse: cached prefixes first, then prefixes shared in this call or with a recent one."""
-        with self._lock:
-            result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
-            by_prefix: dict[tuple[int, ...], list[int]] = {}
-            pending: list[int] = []
-            for i, ctx in enumerate(contexts):
-                key = self.prefix_cache.longest_prefix_of(ctx)
-                if key is None:
-                    pending.append(i)
-                else:
-                    by_prefix.setdefault(key, []).append(i)
-            unshared: list[int] = []
-            groups = group_by_prefix([contexts[i] for i in pending], MIN_SHARED_PREFIX)
-            for members, prefix_len in groups:
-                indices = [pending[m] for m in members]
-                if prefix_len:
-                    by_prefix.setdefault(tuple(contexts[indices[0]][:prefix_len]), []).extend(indices)
-                    continue
-                for i in indices:
-                    shared = self._recent_shared_prefix(contexts[i])
-                    if shared >= MIN_CACHED_PREFIX and self.prefix_cache.capacity_tokens:
-                        by_prefix.setdefault(tuple(contexts[i][:shared]), []).append(i)
-                    else:
-                        unshared.append(i)
-            for key, members in by_prefix.items():
-                layers = self.prefix_cache.get(key)
-                if layers is None:
-                    layers = self._prefix_layers(list(key))
-                    self.prefix_cache.put(key, layers)
-                result[members] = self._score_rows(
-                    [contexts[i] for i in members], choice_ids, prefix=list(key), prefix_layers=layers
-                )
-            if unshared:
-                result[unshared] = self._score_rows([contexts[i] for i in unshared], choice_ids, prefix=[])
-            self._recent.extend(tuple(c) for c in contexts[-RECENT_CONTEXTS:])  # the deque keeps no more
-            return result
+        """Reference engine with prefix reuse: one pass (or more) per prefix group."""
+        result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
+        by_prefix: dict[tuple[int, ...] | None, list[int]] = {}
+        for i, key in enumerate(self._plan_prefixes(contexts)):
+            by_prefix.setdefault(key, []).append(i)
+        for key, members in by_prefix.items():
+            if key is None:
+                result[members] = self._score_rows([contexts[i] for i in members], choice_ids, prefix=[])
+                continue
+            layers = self.prefix_cache.get(key)
+            if layers is None:
+                layers = self._prefix_layers(list(key))
+                self.prefix_cache.put(key, layers)
+            result[members] = self._score_rows(
+                [contexts[i] for i in members], choice_ids, prefix=list(key), prefix_layers=layers
+            )
+        self._recent.extend(tuple(c) for c in contexts[-RECENT_CONTEXTS:])  # the deque keeps no more
+        return result
+
+    def _score_fused(self, contexts: list[list[list[int]]],
+                     choice_ids: list[list[list[int]]]) -> list[np.ndarray]:
+        """Fused engine: every request's rows packed into shared forward passes."""
+        assert self._fused is not None
+        flat = [ctx for request in contexts for ctx in request]
+        planned = self._plan_prefixes(flat) if self.prefix_reuse else [None] * len(flat)
+        prefixes, at = [], 0
+        for request in contexts:
+            prefixes.append(planned[at: at + len(request)])
+            at += len(request)
+
+        def on_pass(tokens: int) -> None:
+            self.stats.batches += 1
+            self.stats.prompt_tokens += tokens
+
+        local: dict[tuple[int, ...], Any] = {}
+        for key in dict.fromkeys(k for k in planned if k is not None):
+            layers = self.prefix_cache.get(key)
+            if layers is not None:
+                local[key] = layers
+        new = [k for k in dict.fromkeys(k for k in planned if k is not None) if k not in local]
+        if new:  # every new prefix in one packed pass, then cached
+            for key, layers in prefill(self._fused, new, TOKENS_PER_FORWARD, on_pass).items():
+                local[key] = layers
+                self.prefix_cache.put(key, layers)
+        segments = build_segments(contexts, choice_ids, prefixes)
+        results = score_segments(self._fused, segments, local.__getitem__, choice_ids,
+                                 [len(c) for c in contexts], TOKENS_PER_FORWARD, on_pass)
+        self._recent.extend(tuple(c) for c in flat[-RECENT_CONTEXTS:])
+        return results
 
     def _recent_shared_prefix(self, ctx: list[int]) -> int:
         """Longest token prefix ``ctx`` shares with a different recent context (< len(ctx))."""
@@ -249,113 +306,6 @@ class HFCausalLM(LLM):
             if other != target:
                 best = max(best, common_prefix(target, other, len(ctx) - 1))
         return best
-
-    def _prefix_layers(self, prefix: list[int]) -> list[tuple[Any, Any]]:
-        """Per-layer (keys, values) of one forward pass over ``prefix``."""
-        import torch
-
-        ids = torch.tensor([prefix], device=self.device)
-        out = self._forward(ids, torch.ones_like(ids), cache=self._new_cache(), logits_to_keep=1)
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        self.stats.prompt_tokens += len(prefix)
-        self.stats.batches += 1
-        return [(layer.keys, layer.values) for layer in cache.layers]
-
-    def _score_rows(
-        self,
-        contexts: list[list[int]],
-        choice_ids: list[list[int]],
-        prefix: list[int],
-        prefix_layers: list[tuple[Any, Any]] | None = None,
-    ) -> np.ndarray:
-        """Score contexts that all start with ``prefix`` (possibly empty), reusing its KV cache."""
-        import torch
-
-        p = len(prefix)
-        if p and prefix_layers is None:
-            prefix_layers = self._prefix_layers(prefix)
-        single = all(len(c) == 1 for c in choice_ids)
-        first_tokens = torch.tensor([c[0] for c in choice_ids])
-        # rows: (context index, choice index or -1 for "all single-token choices", token ids after the prefix)
-        rows: list[tuple[int, int, list[int]]] = []
-        for i, ctx in enumerate(contexts):
-            suffix = ctx[p:]
-            if single:
-                rows.append((i, -1, suffix))
-            else:
-                rows.extend((i, j, suffix + cont) for j, cont in enumerate(choice_ids))
-        result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
-        order = sorted(range(len(rows)), key=lambda r: len(rows[r][2]))
-        start = 0
-        while start < len(order):
-            width = max(len(rows[order[start]][2]), 1)
-            size = max(1, TOKENS_PER_FORWARD // (width + p))
-            chunk = order[start : start + size]
-            width = max(len(rows[r][2]) for r in chunk)
-            start += len(chunk)
-            self._score_chunk([rows[r] for r in chunk], width, contexts, choice_ids, p,
-                              prefix_layers, first_tokens, result)
-        return result
-
-    def _score_chunk(
-        self,
-        chunk: list[tuple[int, int, list[int]]],
-        width: int,
-        contexts: list[list[int]],
-        choice_ids: list[list[int]],
-        p: int,
-        prefix_layers: list[tuple[Any, Any]] | None,
-        first_tokens: Any,
-        result: np.ndarray,
-    ) -> None:
-        """One padded forward pass over rows that continue the shared prefix."""
-        import torch
-
-        pad = self.tokenizer.pad_token_id
-        n = len(chunk)
-        ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, p + width), dtype=torch.long)
-        mask[:, :p] = 1
-        for r, (_, _, tokens) in enumerate(chunk):
-            ids[r, : len(tokens)] = torch.tensor(tokens)
-            mask[r, p : p + len(tokens)] = 1
-        cache = None
-        if prefix_layers is not None:
-            cache = self._new_cache(
-                [(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
-                 for k, v in prefix_layers]
-            )
-        # Only the positions that predict answer tokens need logits (the LM head over a
-        # 49k vocabulary is a fifth of this model's FLOPs), so ask for just those.
-        needed: list[list[int]] = []
-        for i, j, _ in chunk:
-            n_ctx = len(contexts[i]) - p  # context tokens inside this row (>= 1)
-            length = 1 if j == -1 else len(choice_ids[j])
-            needed.append(list(range(n_ctx - 1, n_ctx - 1 + length)))
-        keep = sorted({pos for positions in needed for pos in positions})
-        column = {pos: c for c, pos in enumerate(keep)}
-        out = self._forward(ids.to(self.device), mask.to(self.device), cache=cache,
-                            logits_to_keep=torch.tensor(keep))
-        logits = out.logits
-        if logits.shape[1] != len(keep):  # a model that ignores logits_to_keep
-            logits = logits[:, keep]
-        self.stats.batches += 1
-        self.stats.prompt_tokens += int(mask[:, p:].sum())
-        for r, (i, j, _) in enumerate(chunk):
-            cols = [column[pos] for pos in needed[r]]
-            logp = torch.log_softmax(logits[r, cols].float(), dim=-1)
-            if j == -1:  # all choices single-token: read them from the last context position
-                result[i] = logp[0, first_tokens].double().numpy()
-            else:
-                cont = torch.tensor(choice_ids[j])
-                result[i, j] = float(logp[torch.arange(len(cont)), cont].double().sum())
-
-    def _new_cache(self, layers: list[tuple[Any, Any]] | None = None) -> Any:
-        from transformers import DynamicCache
-
-        if layers is None:
-            return DynamicCache(config=self.model.config)
-        return DynamicCache(ddp_cache_data=layers, config=self.model.config)
 
     # --------------------------------------------------------------- generation
     def generate(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from prompt_env.llm.base import LLM
     from prompt_env.llm.hf import HFCausalLM
 
-CAUSAL_OPTIONS = frozenset({"prefix_reuse", "prefix_cache_tokens"})
+CAUSAL_OPTIONS = frozenset({"prefix_reuse", "prefix_cache_tokens", "engine"})
 """Backend options a causal model accepts (see :class:`~prompt_env.llm.hf.HFCausalLM`)."""
 SEQ2SEQ_OPTIONS = frozenset({"max_length"})
 """Backend options an encoder-decoder model accepts (see
@@ -79,8 +79,9 @@ def load_hf(model_id: str, *, device: str = "cpu", dtype: str = "float32", **opt
         model_id: a local model directory or a hub id.
         device: torch device to run on (``"cpu"``, ``"cuda"``, ...).
         dtype: torch dtype name of the weights (``"float32"``, ``"bfloat16"``, ...).
-        options: backend options: ``prefix_reuse`` and ``prefix_cache_tokens`` for causal
-            models, ``max_length`` for encoder-decoder models.
+        options: backend options: ``prefix_reuse``, ``prefix_cache_tokens`` and ``engine``
+            (``"auto"``, ``"fused"``, ``"transformers"``) for causal models, ``max_length`` for
+            encoder-decoder models.
 
     Raises:
         LLMSpecError: an unknown dtype or an option the model's backend does not take.
