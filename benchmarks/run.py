@@ -116,6 +116,8 @@ class Plan:
     policy_budgets: dict[str, int]
     """LLM-call budgets for particular policies (e.g. maskable-ppo), overriding the task budget."""
     edit_minibatch: int
+    compose_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Compose env kwargs of the compose-* policies (a ``[compose]`` table of the config)."""
     progress: bool = True
     tensorboard: Path | None = None
     """Also write each results row as TensorBoard event files here."""
@@ -238,6 +240,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         out=out,
         policy_budgets={k: int(v) for k, v in config.get("policy_budgets", {}).items()},
         edit_minibatch=int(args.edit_minibatch or config.get("edit_minibatch", 8)),
+        compose_options=dict(config.get("compose", {})),
         progress=not args.no_progress,
         tensorboard=args.tensorboard or (Path(config["tensorboard"]) if "tensorboard" in config else None),
     )
@@ -313,7 +316,8 @@ def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter
         kwargs["task_options"] = options
     return Setting(envs.select_id, kwargs, seed=seed, train_reward=task.train_reward,
                    test_limit=task.test_limit, edit_id=envs.edit_id,
-                   edit_minibatch=plan.edit_minibatch, reporter=reporter)
+                   edit_minibatch=plan.edit_minibatch, compose_id=envs.compose_id,
+                   compose_options=plan.compose_options, reporter=reporter)
 
 
 def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[str, Any]:

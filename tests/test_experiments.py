@@ -27,9 +27,10 @@ def test_unknown_policy_names_close_matches() -> None:
 
 
 SELECT_POLICIES = [n for n, p in POLICIES.items()
-                   if (p.kind in ("baseline", "agent") and not n.startswith("edit-")) or n == "sb3-ppo"]
-"""Policies that choose pool prompts on the Select env (the edit, search and white-box policies
-have tests of their own)."""
+                   if (p.kind in ("baseline", "agent") and not n.startswith(("edit-", "compose-")))
+                   or n == "sb3-ppo"]
+"""Policies that choose pool prompts on the Select env (the edit, compose, search and white-box
+policies have tests of their own)."""
 
 
 @pytest.mark.parametrize("name", SELECT_POLICIES)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from agents.experiments import compose_policies as _compose_policies  # noqa: F401  (Compose env)
 from agents.experiments import policies as _policies  # noqa: F401  (registers the policies)
 from agents.experiments import search_policies as _search_policies  # noqa: F401  (Edit-env search)
 from agents.experiments import white_box as _white_box  # noqa: F401  (soft-prompt, prefix)

@@ -1,7 +1,8 @@
 """Evaluate any policy's result the same way: one results row per (policy, setting).
 
 Choice policies are scored from the setting's test score table (computed once
-for all of them); a final prompt is scored on the same evaluation inputs. A
+for all of them); a final prompt is scored on the same evaluation inputs directly, so
+a setting whose policies all return prompts never computes the pool's tables. A
 row says what the policy spent, all of it measured: LLM calls requested
 (``llm_calls`` = training or selection + evaluation), distinct (prompt, input)
 pairs among them, the cache hit rate of its own phases, and the wall time of
@@ -28,12 +29,14 @@ from agents.rollout import run_episode
 def evaluate_result(setting: Setting, policy: str, result: PolicyResult, *,
                     upper_bound: bool = False) -> dict[str, Any]:
     """The results row of ``result`` on the setting's evaluation inputs."""
-    tables = setting.tables()
-    n_test, k = tables.n_test, tables.n_prompts
     counts: list[int] = []
+    table_hit_rate = 0.0
     if result.prompt is not None:
         score, evaluation = setting.score_prompt(result.prompt)
+        n_test = setting.n_eval
     else:
+        tables = setting.tables()
+        n_test, k, table_hit_rate = tables.n_test, tables.n_prompts, tables.test_usage.hit_rate
         if result.expected_score is not None:
             score = float(result.expected_score)
         elif result.choices is not None:
@@ -50,7 +53,7 @@ def evaluate_result(setting: Setting, policy: str, result: PolicyResult, *,
     # the hit rate of the work done for this policy; table readers report the table's
     evaluated = result.prompt is not None or result.evaluation is not None
     measured = result.train + (evaluation if evaluated else Usage())
-    hit_rate = measured.hit_rate if measured.calls else tables.test_usage.hit_rate
+    hit_rate = measured.hit_rate if measured.calls else table_hit_rate
     return {
         "policy": policy,
         "test_score": round(float(score), 4),

@@ -20,6 +20,8 @@ from agents.experiments.registry import POLICIES
 
 PERCENT_METRICS = {"accuracy", "exact_match", "em"}
 ORACLE = "per-query-oracle"
+MANUAL_POLICIES = ("manual", "compose-manual")
+"""Policies whose rows score the task's manual prompt: ``Δ manual`` reads the first one present."""
 
 
 @dataclasses.dataclass
@@ -93,7 +95,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
         by_task.setdefault(r["task"], {}).setdefault(r["policy"], []).append(r)
     summary: dict[str, list[dict[str, Any]]] = {}
     for task, policies in by_task.items():
-        manual = {r["seed"]: r["test_score"] for r in policies.get("manual", [])}
+        manual_rows = next((policies[name] for name in MANUAL_POLICIES if name in policies), [])
+        manual = {r["seed"]: r["test_score"] for r in manual_rows}
         entries = []
         for policy in sorted(policies, key=policy_order):
             group = policies[policy]

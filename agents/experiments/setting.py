@@ -63,6 +63,10 @@ class Setting:
     """The task's Edit env id, for policies that edit prompts."""
     edit_minibatch: int = 8
     """Dev inputs each edit is scored on."""
+    compose_id: str | None = None
+    """The task's Compose env id (classification tasks), for policies that write prompts word by word."""
+    compose_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``gym.make`` kwargs of the Compose env only (``prompt_length``, ``position``, ``zscore`` ...)."""
     reporter: ProgressReporter | None = dataclasses.field(default=None, repr=False, compare=False)
     """Where progress goes (a silent reporter when None)."""
     _tables: ScoreTables | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -139,6 +143,13 @@ class Setting:
             env = self.select_env(tabular=tabular)
             self._observations[tabular] = env.observe_all(self.split, self.test_limit)
         return self._observations[tabular]
+
+    @property
+    def n_eval(self) -> int:
+        """The number of evaluation inputs (the first ``test_limit`` of ``split``), known without
+        scoring anything."""
+        examples = self.select_env().task.split(self.split)
+        return len(examples) if self.test_limit is None else min(len(examples), self.test_limit)
 
     def score_prompt(self, prompt: Any) -> tuple[float, Usage]:
         """Mean reward of one prompt (e.g. an edited one) on the evaluation inputs, measured."""

@@ -28,14 +28,18 @@ class TaskEnvs:
     kwargs: dict[str, Any]
     """``{}`` for a catalog task (its ids name it), ``{"task": <absolute path>}`` for a path."""
     is_path: bool
+    compose_id: str | None = None
+    """The Compose env id: catalog classification tasks and paths (whose env checks the kind)."""
 
 
 def task_envs(task: str | os.PathLike[str]) -> TaskEnvs:
-    """The Select and Edit env ids of a catalog task name or of a file/directory path."""
+    """The Select, Edit and Compose env ids of a catalog task name or of a file/directory path."""
     name = os.fspath(task)
     if name in TASK_CATALOG:
-        env_name = TASK_CATALOG[name].env_name
-        return TaskEnvs(env_id(env_name, "Select"), env_id(env_name, "Edit"), {}, False)
+        entry = TASK_CATALOG[name]
+        compose = env_id(entry.env_name, "Compose") if entry.kind == "classification" else None
+        return TaskEnvs(env_id(entry.env_name, "Select"), env_id(entry.env_name, "Edit"), {}, False,
+                        compose)
     path = Path(name).expanduser()
     if not name.strip() or not path.exists():
         raise DataNotFoundError(
@@ -44,7 +48,7 @@ def task_envs(task: str | os.PathLike[str]) -> TaskEnvs:
             "with train/dev/test files, or a saved Hugging Face datasets directory"
         )
     return TaskEnvs(env_id(FILE_TASK, "Select"), env_id(FILE_TASK, "Edit"),
-                    {"task": str(path.resolve())}, True)
+                    {"task": str(path.resolve())}, True, env_id(FILE_TASK, "Compose"))
 
 
 def task_label(task: str | os.PathLike[str]) -> str:

@@ -33,6 +33,13 @@ SELECT_DEFAULTS: dict[str, dict[str, Any]] = {
             "epsilon_start": 1.0, "epsilon_end": 0.05, "exploration_fraction": 0.6,
             "hidden_sizes": (64,)},
 }
+# A Compose env pays its reward only after the last word: Monte-Carlo targets (gamma 1 and
+# n_step at least the prompt length, so every word's target is the prompt's score).
+COMPOSE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dqn": {"gamma": 1.0, "n_step": 64, "learning_rate": 1e-3, "learning_starts": 50, "batch_size": 32,
+            "buffer_size": 10_000, "target_update_interval": 100, "epsilon_start": 1.0,
+            "epsilon_end": 0.05, "exploration_fraction": 0.5, "hidden_sizes": (64,)},
+}
 EDIT_DEFAULTS: dict[str, dict[str, Any]] = {
     "tabular-q": {"gamma": 0.9, "learning_rate": 0.5, "epsilon_start": 1.0,
                   "epsilon_end": 0.1, "exploration_fraction": 0.6},
@@ -42,13 +49,14 @@ EDIT_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def env_kind(env: gym.Env | gym.vector.VectorEnv) -> str:
-    """``"select"``, ``"edit"`` (prompt envs, from their metadata) or ``"other"``."""
+    """``"select"``, ``"edit"``, ``"compose"`` (prompt envs, from their metadata) or ``"other"``."""
     return str(env.metadata.get("prompt_env_kind", "other"))
 
 
 def agent_defaults(env: gym.Env | gym.vector.VectorEnv, agent_name: str) -> dict[str, Any]:
     """Hyperparameters of ``agent_name`` that suit short runs on this kind of env."""
-    table = {"select": SELECT_DEFAULTS, "edit": EDIT_DEFAULTS}.get(env_kind(env), {})
+    table = {"select": SELECT_DEFAULTS, "edit": EDIT_DEFAULTS,
+             "compose": COMPOSE_DEFAULTS}.get(env_kind(env), {})
     return dict(table.get(agent_name, {}))
 
 
