@@ -203,10 +203,10 @@ def test_sb3_dqn_and_ppo_train_on_the_compose_env():
 
     from agents.sb3 import evaluate_sb3, train_sb3
 
-    dqn = train_sb3(SST2, "dqn", total_timesteps=40, seed=0, env_kwargs=REAL, learning_starts=10)
-    ppo = train_sb3(SST2, "ppo", total_timesteps=16, seed=0, env_kwargs=REAL, n_steps=16, batch_size=8,
+    dqn = train_sb3(SST2, "dqn", total_timesteps=20, seed=0, env_kwargs=REAL, learning_starts=8)
+    ppo = train_sb3(SST2, "ppo", total_timesteps=8, seed=0, env_kwargs=REAL, n_steps=8, batch_size=4,
                     n_epochs=2)
-    assert isinstance(dqn, DQN) and isinstance(ppo, PPO) and ppo.num_timesteps >= 16
+    assert isinstance(dqn, DQN) and isinstance(ppo, PPO) and ppo.num_timesteps >= 8
     result = evaluate_sb3(dqn, gym.make(SST2, **REAL), n_episodes=1, seed=0)
     assert result["lengths"] == [2] and np.isfinite(result["mean_return"])
 
