@@ -76,3 +76,18 @@ def test_harness_reads_the_compose_config(harness):
     assert plan.compose_options["position"] == "after" and plan.compose_options["prompt_length"] == 5
     s = harness.setting_of(plan, sst2, 21, harness.ProgressReporter(enabled=False))
     assert s.compose_id == "PromptEnv/SST2-Compose-v0" and s.compose_options == plan.compose_options
+
+
+def test_cli_trains_and_evaluates_a_compose_run(tmp_path):
+    import json
+
+    from agents.cli import main
+
+    run = tmp_path / "run"
+    kwargs = json.dumps({"vocab_size": 12, "prompt_length": 2, "minibatch_size": 2, "max_examples": 4})
+    assert main(["train", "--env", "PromptEnv/SST2-Compose-v0", "--agent", "dqn", "--steps", "20",
+                 "--llm", "fake", "--env-kwargs", kwargs, "--out", str(run)]) == 0
+    assert main(["eval", "--run", str(run), "--split", "test", "--limit", "3"]) == 0
+    report = json.loads((run / "eval_test.json").read_text())
+    assert [r["policy"] for r in report["rows"]] == ["compose-manual", "empty prompt", "dqn"]
+    assert all(r["n_test"] == 3 for r in report["rows"]) and report["prompt_words"]

@@ -223,6 +223,8 @@ def command_eval(args: argparse.Namespace) -> int:
     if kind == "select":
         rows = evaluate_select_run(env_id, agent, record, {**env_kwargs, "llm": llm}, args)
         extra: dict[str, Any] = {}
+    elif kind == "compose":
+        rows, extra = evaluate_compose_run(env_id, agent, {**env_kwargs, "llm": llm}, args)
     else:
         rows, extra = evaluate_edit_run(env_id, agent, {**env_kwargs, "llm": llm}, args)
     report = {
@@ -266,6 +268,41 @@ def evaluate_select_run(env_id: str, agent: Any, record: dict[str, Any], env_kwa
                           notes=f"trained {steps} steps")
     rows.append(evaluate_result(setting, record["agent"], result))
     return rows
+
+
+SHARED_KWARGS = ("task", "llm", "data_dir", "task_options", "calibration", "max_new_tokens")
+"""Env kwargs every prompt env kind takes (the task, the LLM and how to score)."""
+
+
+def evaluate_compose_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
+                         args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The prompt the agent writes greedily on the Compose env, and the empty prompt, scored on
+    the evaluated slice of the split through the task's Select env (one score table)."""
+    import gymnasium as gym
+
+    from agents.experiments import Setting, run_policy
+    from agents.experiments.compose_policies import words_of
+    from agents.experiments.task_ids import task_envs
+    from agents.rollout import run_episode
+
+    env = gym.make(env_id, **{**env_kwargs, "minibatch_size": 1})
+    compose = env.unwrapped
+    episode = run_episode(env, lambda obs, mask: int(agent.act(obs, greedy=True, action_mask=mask)),
+                          seed=args.seed)
+    written = compose.prompt_of(episode.final_info["prompt_ids"])
+    empty = compose.prompt_of([])
+    env.close()
+    shared = {k: v for k, v in env_kwargs.items() if k in SHARED_KWARGS}
+    setting = Setting(task_envs(compose.task_name).select_id, shared, seed=args.seed, metric=args.reward,
+                      split=args.split, test_limit=args.limit)
+    rows = [run_policy(setting, "compose-manual", 0)]
+    for name, prompt in (("empty prompt", empty), (agent.agent_name, written)):
+        score, usage = setting.score_prompt(prompt)
+        rows.append({"policy": name, "test_score": round(score, 4), "n_test": setting.n_eval,
+                     "llm_calls": usage.calls, "distinct_pairs": usage.distinct,
+                     "cache_hit_rate": round(usage.hit_rate, 3), "wall_s": round(usage.wall_s, 2),
+                     "upper_bound": False, "notes": f"prompt words {words_of(prompt)!r}"})
+    return rows, {"final_prompt": written.describe(), "prompt_words": words_of(written)}
 
 
 def evaluate_edit_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
