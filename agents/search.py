@@ -51,6 +51,8 @@ class Config:
     slots: tuple[int, ...]
     template: int
     verbalizer: int
+    calibration: int = 0
+    """Index into the env's ``calibration_choices`` (0 when the env has none)."""
 
     def canonical(self) -> Config:
         """The same prompt with its exemplars packed into the first slots: an empty slot does
@@ -61,7 +63,8 @@ class Config:
     def as_dict(self) -> dict[str, Any]:
         """The configuration as the env's ``score_config`` / ``prompt_of`` take it."""
         return {"instruction": self.instruction, "slots": list(self.slots),
-                "template": self.template, "verbalizer": self.verbalizer}
+                "template": self.template, "verbalizer": self.verbalizer,
+                "calibration": self.calibration}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,16 +78,19 @@ class PromptSpace:
     templates: int
     verbalizers: int
     initial: Config
+    calibrations: int = 1
+    """Ways to read the label scores the prompt may choose among (1: not a part of the prompt)."""
 
     @classmethod
     def of(cls, description: Mapping[str, Any]) -> PromptSpace:
         """From an Edit env's ``prompt_space()``."""
         start = description["initial"]
         initial = Config(int(start["instruction"]), tuple(int(s) for s in start["slots"]),
-                         int(start["template"]), int(start["verbalizer"]))
+                         int(start["template"]), int(start["verbalizer"]),
+                         int(start.get("calibration", 0)))
         return cls(int(description["instructions"]), int(description["candidates"]),
                    int(description["n_slots"]), int(description["templates"]),
-                   int(description["verbalizers"]), initial)
+                   int(description["verbalizers"]), initial, int(description.get("calibrations", 1)))
 
     @property
     def size(self) -> int:
@@ -92,19 +98,20 @@ class PromptSpace:
         at most ``n_slots`` long)."""
         fillings = sum(math.perm(self.candidates, k)
                        for k in range(min(self.n_slots, self.candidates) + 1))
-        return self.instructions * self.templates * self.verbalizers * fillings
+        return self.instructions * self.templates * self.verbalizers * self.calibrations * fillings
 
     def coordinates(self) -> list[str]:
         """The parts coordinate ascent moves along: instruction, each slot, the exemplar order
-        (swaps of two slots), template, verbalizer."""
+        (swaps of two slots), template, verbalizer, and calibration when the prompt chooses it."""
         names = ["instruction", *(f"slot {k}" for k in range(self.n_slots))]
-        return names + (["order"] if self.n_slots > 1 else []) + ["template", "verbalizer"]
+        return (names + (["order"] if self.n_slots > 1 else []) + ["template", "verbalizer"]
+                + (["calibration"] if self.calibrations > 1 else []))
 
     def along(self, config: Config, coordinate: str) -> list[Config]:
         """Every other configuration that differs from ``config`` in ``coordinate`` only."""
-        if coordinate in ("instruction", "template", "verbalizer"):
+        if coordinate in ("instruction", "template", "verbalizer", "calibration"):
             n = {"instruction": self.instructions, "template": self.templates,
-                 "verbalizer": self.verbalizers}[coordinate]
+                 "verbalizer": self.verbalizers, "calibration": self.calibrations}[coordinate]
             current = getattr(config, coordinate)
             return [dataclasses.replace(config, **{coordinate: v}) for v in range(n) if v != current]
         slots = config.slots
@@ -133,7 +140,8 @@ class PromptSpace:
             options = [-1, *(j for j in range(self.candidates) if j not in slots)]
             slots.append(int(options[rng.integers(len(options))]))
         return Config(int(rng.integers(self.instructions)), tuple(slots),
-                      int(rng.integers(self.templates)), int(rng.integers(self.verbalizers)))
+                      int(rng.integers(self.templates)), int(rng.integers(self.verbalizers)),
+                      int(rng.integers(self.calibrations)) if self.calibrations > 1 else 0)
 
     def mutate(self, config: Config, rng: np.random.Generator) -> Config:
         """A random neighbour: one part (or the exemplar order) changed at random."""
@@ -151,9 +159,11 @@ class PromptSpace:
         for k in range(self.n_slots):
             s = b.slots[k] if pick[3 + k] else a.slots[k]
             slots.append(-1 if s >= 0 and s in slots else s)
+        # drawn after the others, so a space without the coordinate draws as before
+        calibration = (b.calibration if rng.random() < 0.5 else a.calibration) if self.calibrations > 1 else 0
         return Config(b.instruction if pick[0] else a.instruction, tuple(slots),
                       b.template if pick[1] else a.template,
-                      b.verbalizer if pick[2] else a.verbalizer)
+                      b.verbalizer if pick[2] else a.verbalizer, calibration)
 
 
 @dataclasses.dataclass(frozen=True)

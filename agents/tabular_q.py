@@ -39,9 +39,13 @@ from agents.actions import (
 from agents.base import Agent, TrainingLog
 from agents.checkpoint import require_arrays
 from agents.rollout import Transition, single_spaces
+from agents.sparse_table import SparseRows
 from prompt_env.errors import CheckpointError
 
 ONE_OVER_VISITS = "1/visits"
+DENSE_ENTRIES = 1 << 24
+"""Largest n_states x n_actions kept as a dense array; larger tables keep visited states
+only (:class:`~agents.sparse_table.SparseRows`)."""
 
 
 @dataclass
@@ -103,8 +107,15 @@ class TabularQAgent(Agent):
         self.config = config
         self.n_states = int(n_states)
         self.n_actions = int(n_actions)
-        self.q_table = np.full((self.n_states, self.n_actions), config.initial_q, dtype=np.float64)
-        self.visits = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
+        self.sparse = self.n_states * self.n_actions > DENSE_ENTRIES
+        self.q_table: Any
+        self.visits: Any
+        if self.sparse:
+            self.q_table = SparseRows(self.n_states, self.n_actions, config.initial_q, np.float64)
+            self.visits = SparseRows(self.n_states, self.n_actions, 0, np.int64)
+        else:
+            self.q_table = np.full((self.n_states, self.n_actions), config.initial_q, dtype=np.float64)
+            self.visits = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
         self.rng = np.random.default_rng(config.seed)
         self.num_timesteps = 0
 
@@ -180,7 +191,10 @@ class TabularQAgent(Agent):
         return masked_argmax(self.q_table[state], mask)
 
     def greedy_policy(self) -> np.ndarray:
-        """Greedy action of every state (ignores masks)."""
+        """Greedy action of every state (ignores masks); a sparse table: of each visited state,
+        in increasing state order."""
+        if self.sparse:
+            return np.argmax(self.q_table.to_arrays()[1], axis=1)
         return np.argmax(self.q_table, axis=1)
 
     def _state(self, obs: Any) -> int:
@@ -228,15 +242,31 @@ class TabularQAgent(Agent):
         return {"n_states": self.n_states, "n_actions": self.n_actions, **asdict(self.config)}
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
+        if self.sparse:  # the visited states' rows (the visit table has the same states)
+            states, q_rows = self.q_table.to_arrays()
+            visits = np.stack([self.visits[s] for s in states]) if len(states) else np.zeros((0, self.n_actions), np.int64)
+            return {"states": states, "q_rows": q_rows, "visit_rows": visits}
         return {"q_table": self.q_table, "visits": self.visits}
 
     @classmethod
     def _from_checkpoint(
         cls, path: Path, config: dict[str, Any], arrays: dict[str, np.ndarray]
     ) -> TabularQAgent:
-        require_arrays(path, arrays, ["q_table", "visits"])
         config = dict(config)
         agent = cls(config.pop("n_states"), config.pop("n_actions"), TabularQConfig(**config))
+        if agent.sparse:
+            require_arrays(path, arrays, ["states", "q_rows", "visit_rows"])
+            states = arrays["states"]
+            shape = (len(states), agent.n_actions)
+            if states.ndim != 1 or arrays["q_rows"].shape != shape or arrays["visit_rows"].shape != shape:
+                raise CheckpointError(f"{path}: sparse table arrays do not match {len(states)} states x "
+                                      f"{agent.n_actions} actions")
+            if len(states) and (states.min() < 0 or states.max() >= agent.n_states):
+                raise CheckpointError(f"{path}: a stored state is outside [0, {agent.n_states})")
+            agent.q_table.load(states, arrays["q_rows"])
+            agent.visits.load(states, arrays["visit_rows"])
+            return agent
+        require_arrays(path, arrays, ["q_table", "visits"])
         expected = (agent.n_states, agent.n_actions)
         for name in ("q_table", "visits"):
             if arrays[name].shape != expected:

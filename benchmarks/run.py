@@ -103,6 +103,9 @@ class TaskPlan:
     """Passed to ``load_task`` (e.g. ``{"n_dev": 8}`` for bbc-topic); sst2/agnews add ``few_shot_seed``."""
     path: str | None = None
     """A user's file or directory (``name`` is then its label in tables)."""
+    edit_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Edit env kwargs of the edit and search policies (the config's ``[edit_env]`` table,
+    updated by the task's own ``edit_env`` table)."""
 
 
 @dataclasses.dataclass
@@ -230,6 +233,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
                 list(policies),
                 options,
                 path,
+                edit_env_options({**config.get("edit_env", {}), **table.get("edit_env", {})}),
             )
         )
     out = args.out or Path(config.get("out", "runs/bench"))
@@ -244,6 +248,22 @@ def build_plan(args: argparse.Namespace) -> Plan:
         progress=not args.no_progress,
         tensorboard=args.tensorboard or (Path(config["tensorboard"]) if "tensorboard" in config else None),
     )
+
+
+ALL = "all"
+"""TOML has no null: ``n_candidates = "all"`` / ``minibatch_size = "all"`` mean None (the
+whole train split / every dev input), ``calibration_choices = ["raw", ...]`` None for raw scores."""
+
+
+def edit_env_options(table: dict[str, Any]) -> dict[str, Any]:
+    """Edit env kwargs from an ``[edit_env]`` table (TOML spellings of None turned into None)."""
+    options = dict(table)
+    for key in ("n_candidates", "minibatch_size"):
+        if options.get(key) == ALL:
+            options[key] = None
+    if "calibration_choices" in options:
+        options["calibration_choices"] = [None if c == "raw" else c for c in options["calibration_choices"]]
+    return options
 
 
 # --------------------------------------------------------------------------- results file
@@ -316,14 +336,17 @@ def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter
         kwargs["task_options"] = options
     return Setting(envs.select_id, kwargs, seed=seed, train_reward=task.train_reward,
                    test_limit=task.test_limit, edit_id=envs.edit_id,
-                   edit_minibatch=plan.edit_minibatch, compose_id=envs.compose_id,
-                   compose_options=plan.compose_options, reporter=reporter)
+                   edit_minibatch=plan.edit_minibatch, edit_options=task.edit_options,
+                   compose_id=envs.compose_id, compose_options=plan.compose_options,
+                   reporter=reporter)
 
 
 def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[str, Any]:
     """Train (if needed) and evaluate one policy; returns its results row."""
     row = run_policy(setting, policy, plan.budget_of(task, policy))
     row.update({"task": task.name, "task_options": setting.env_kwargs.get("task_options", {})})
+    if task.edit_options:
+        row["edit_options"] = task.edit_options
     if task.path is not None:
         row["task_path"] = task.path
     return row

@@ -73,6 +73,10 @@ class Prompt:
     chat: bool = False
     """Send as a chat (through the model's chat template) instead of plain text."""
     name: str = ""
+    calibration: str | None = None
+    """How its label scores are read (classification): None for the raw log-probabilities,
+    or a calibration method (``"content-free"``, ``"pmi"``; see :mod:`prompt_env.calibration`)
+    that this prompt is always scored with, whatever the caller's ``calibration``."""
 
     def answer_text(self, example: Example) -> str:
         if example.label is not None:
@@ -139,6 +143,7 @@ class Prompt:
             "exemplars": list(self.exemplars),
             "verbalizer": list(self.verbalizer) if self.verbalizer else None,
             "chat": self.chat,
+            "calibration": self.calibration,
         }
 
 

@@ -126,6 +126,9 @@ def evaluate(
         )
     if not pairs:
         return []
+    if task.kind != "classification" and any(prompt.calibration for prompt, _ in pairs):
+        raise ValueError(f"a prompt with a calibration scores labels; task {task.name!r} is "
+                         f"{task.kind}: give its prompts calibration=None")
     rendered = [prompt.render(example, task) for prompt, example in pairs]
     if task.kind == "classification":
         return _evaluate_classification(llm, task, pairs, rendered, chosen, calibration)
@@ -151,12 +154,18 @@ def _evaluate_classification(
     # one request per choice set; a backend may run them all in shared forward passes
     for indices, values in zip(groups.values(), llm.score_many(requests), strict=True):
         logprobs[indices] = np.asarray(values)
+    # a prompt's own calibration wins over the call's
+    methods = [prompt.calibration or calibration for prompt, _ in pairs]
     used = logprobs
-    if calibration is not None:
-        distinct = list(dict.fromkeys(prompt for prompt, _ in pairs))
-        corrections = dict(zip(distinct, calibration_logprobs(llm, task, distinct, calibration)))
-        used = np.stack([calibrate(logprobs[i], corrections[prompt])
-                         for i, (prompt, _) in enumerate(pairs)])
+    if any(methods):
+        corrections: dict[tuple[Prompt, str], np.ndarray] = {}
+        for method in dict.fromkeys(m for m in methods if m):
+            check_calibration(method)
+            distinct = list(dict.fromkeys(p for (p, _), m in zip(pairs, methods) if m == method))
+            for prompt, correction in zip(distinct, calibration_logprobs(llm, task, distinct, method)):
+                corrections[prompt, method] = correction
+        used = np.stack([calibrate(logprobs[i], corrections[prompt, method]) if method else logprobs[i]
+                         for i, ((prompt, _), method) in enumerate(zip(pairs, methods))])
     outcomes = []
     for i, (prompt, example) in enumerate(pairs):
         row = used[i]
@@ -173,8 +182,8 @@ def _evaluate_classification(
                 label_logprobs=[float(v) for v in logprobs[i]],
                 prompt_text=prompt_as_text(rendered[i]),
                 metrics=metrics,
-                calibrated_logprobs=None if calibration is None else [float(v) for v in row],
-                calibration=calibration,
+                calibrated_logprobs=None if methods[i] is None else [float(v) for v in row],
+                calibration=methods[i],
             )
         )
     return outcomes

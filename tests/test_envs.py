@@ -256,6 +256,7 @@ def test_llm_error_during_step_is_named(monkeypatch):
         raise ConnectionError("server went away")
 
     monkeypatch.setattr(env.unwrapped.llm, "score", broken)
+    monkeypatch.setattr(env.unwrapped.llm, "score_many", broken)  # scoring's batched entry point
     with pytest.raises(LLMError, match=r"PromptEnv/BBCTopic-Select-v0.*manual.*server went away"):
         env.step(0)
 

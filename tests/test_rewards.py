@@ -35,6 +35,18 @@ def test_margin_piecewise() -> None:
     assert rewards.get_reward("margin", right_scale=200)(logprobs, labelled(1)) == pytest.approx(100.0)
 
 
+def test_accuracy_margin_orders_by_accuracy_then_confidence() -> None:
+    sure, unsure, wrong = np.log([0.05, 0.95]), np.log([0.45, 0.55]), np.log([0.9, 0.1])
+    assert rewards.accuracy_margin(sure, labelled(1)) == pytest.approx(1.0 + 0.002 * 1.8)
+    assert rewards.accuracy_margin(sure, labelled(1)) > rewards.accuracy_margin(unsure, labelled(1)) > 1.0
+    # on 131 inputs, one more right answer outweighs any difference in margins
+    n = 131
+    worse = [rewards.accuracy_margin(sure, labelled(1))] * 60 + [rewards.accuracy_margin(np.log([0.5001, 0.4999]), labelled(1))] * (n - 60)
+    better = [rewards.accuracy_margin(unsure, labelled(1))] * 61 + [rewards.accuracy_margin(wrong, labelled(1))] * (n - 61)
+    assert np.mean(better) > np.mean(worse)
+    assert "accuracy_margin" in rewards.list_rewards("classification")
+
+
 def test_label_errors() -> None:
     with pytest.raises(ValueError, match="has label 3"):
         rewards.accuracy([0.0, 0.0], labelled(3))

@@ -33,7 +33,9 @@ def test_edit_env_scores_configurations_without_moving() -> None:
     env = gym.make(EDIT_ID, **FAKE, budget={"calls": 5})
     edit = env.unwrapped
     space = edit.prompt_space()
-    assert space["initial"] == {"instruction": 0, "slots": (-1, -1), "template": 0, "verbalizer": 0}
+    assert space["initial"] == {"instruction": 0, "slots": (-1, -1), "template": 0, "verbalizer": 0,
+                                "calibration": 0}
+    assert space["calibrations"] == 1  # no calibration_choices: not a part of the prompt
     with pytest.raises(RuntimeError, match="reset"):
         edit.score_config(space["initial"])
     _, info = env.reset(seed=0)

@@ -229,3 +229,28 @@ def test_callback_sees_every_step_and_can_stop():
     assert [s for s, _, _ in seen] == list(range(1, 8))
     assert log.steps == 7
     assert all(isinstance(info, dict) and "prob" in info for _, _, info in seen)
+
+
+def test_large_tables_store_visited_states_only(monkeypatch, tmp_path):
+    """Beyond DENSE_ENTRIES the table keeps rows for visited states; learning is unchanged."""
+    import agents.tabular_q as tabular
+
+    def train(limit: int) -> TabularQAgent:
+        monkeypatch.setattr(tabular, "DENSE_ENTRIES", limit)
+        agent = TabularQAgent.from_env(gym.make("FrozenLake-v1", is_slippery=False), seed=3,
+                                       learning_rate=1.0, gamma=0.9)
+        agent.learn(gym.make("FrozenLake-v1", is_slippery=False), 400, seed=3)
+        return agent
+
+    dense, sparse = train(1 << 24), train(8)
+    assert not dense.sparse and sparse.sparse
+    assert 0 < len(sparse.q_table.rows) <= 16
+    for state in range(16):
+        np.testing.assert_array_equal(sparse.q_table[state], dense.q_table[state])
+    assert int(sparse.visits.sum()) == int(dense.visits.sum()) == 400
+    path = sparse.save(tmp_path / "sparse.safetensors", env_id="FrozenLake-v1")
+    loaded = TabularQAgent.load(path)
+    assert loaded.sparse and sorted(loaded.q_table.rows) == sorted(sparse.q_table.rows)
+    for state in sparse.q_table.rows:
+        np.testing.assert_array_equal(loaded.q_table[state], sparse.q_table[state])
+        np.testing.assert_array_equal(loaded.visits[state], sparse.visits[state])

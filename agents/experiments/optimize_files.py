@@ -57,6 +57,13 @@ def prompt_description(prompt: Any, task: Any) -> dict[str, Any]:
                   f"each of {prompt.choices()} as the continuation (log-probability), or generate a "
                   "few tokens and map the first word back through 'verbalizer'")
         verbalizer = dict(zip(task.label_names or (), prompt.verbalizer or (), strict=False))
+        if prompt.calibration == "content-free":
+            answer += ("; then calibrate (Zhao et al. 2021): divide each label's probability by "
+                       "its mean probability when the input is 'N/A', '' and '[MASK]' under the "
+                       "same prompt, and take the largest")
+        elif prompt.calibration == "pmi":
+            answer += ("; then calibrate (domain-conditional PMI): subtract each label's "
+                       "log-probability under the prompt without its input, and take the largest")
     else:
         from prompt_env.scoring import default_max_new_tokens
 
@@ -79,6 +86,7 @@ def prompt_description(prompt: Any, task: Any) -> dict[str, Any]:
         "exemplars": exemplars,
         "verbalizer": verbalizer,
         "answer_choices": prompt.choices() if task.kind == "classification" else None,
+        "calibration": prompt.calibration,
         "task": {"name": task.name, "kind": task.kind, "metric": task.metric,
                  "input_fields": list(task.input_fields),
                  "label_names": list(task.label_names) if task.label_names else None},

@@ -107,13 +107,8 @@ def _maskable_ppo(setting: Setting, budget: int) -> PolicyResult:
     from agents.experiments.evaluate import greedy_edit_episode
     from agents.sb3 import train_sb3
 
-    if setting.edit_id is None:
-        raise ValueError("maskable-ppo needs the setting's edit_id (the task's Edit env)")
-    kwargs: dict[str, Any] = {**setting.env_kwargs, "minibatch_size": setting.edit_minibatch}
-    if setting.train_reward:
-        kwargs["reward"] = setting.train_reward
-    env = CurveRecorder(setting.make(setting.edit_id, **kwargs))
-    steps = max(16, budget // setting.edit_minibatch)  # each edit and each reset scores a minibatch
+    env = CurveRecorder(setting.make(setting.edit_id, **setting.edit_kwargs()))
+    steps = max(16, budget // setting.edit_cost())  # each edit and each reset scores a minibatch
     n_steps = max(8, min(64, steps))
     before, start = read_usage(env), time.perf_counter()
     model = train_sb3(env, "maskable_ppo", steps, seed=setting.seed, n_steps=n_steps,

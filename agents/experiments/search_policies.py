@@ -44,13 +44,7 @@ from agents.search import SEARCH_METHODS, MinibatchScorer, SearchMethod
 
 def edit_env_kwargs(setting: Setting, budget: int, **extra: Any) -> dict[str, Any]:
     """``gym.make`` kwargs of the setting's Edit env for a run of ``budget`` LLM calls."""
-    if setting.edit_id is None:
-        raise ValueError("edit policies need the setting's edit_id (the task's Edit env)")
-    kwargs: dict[str, Any] = {**setting.env_kwargs, "minibatch_size": setting.edit_minibatch,
-                              "budget": {"calls": max(0, int(budget))}, **extra}
-    if setting.train_reward:
-        kwargs["reward"] = setting.train_reward
-    return kwargs
+    return setting.edit_kwargs(budget, **extra)
 
 
 # ------------------------------------------------------------------------ search baselines
@@ -61,7 +55,7 @@ def _search_runner(name: str, method: SearchMethod) -> Callable[[Setting, int], 
         env = setting.make(setting.edit_id, **edit_env_kwargs(setting, budget))
         before, start = read_usage(env), time.perf_counter()
         scorer = MinibatchScorer(env, seed=setting.seed)
-        method(scorer, np.random.default_rng(setting.seed), budget // setting.edit_minibatch)
+        method(scorer, np.random.default_rng(setting.seed), budget // setting.edit_cost())
         config, score = scorer.best()
         prompt = env.unwrapped.prompt_of(config.as_dict())
         usage = usage_between(before, read_usage(env), time.perf_counter() - start)
@@ -69,7 +63,7 @@ def _search_runner(name: str, method: SearchMethod) -> Callable[[Setting, int], 
         start_score = scorer.initial_score
         gain = "" if score is None or start_score is None else f", {score - start_score:+.3f} over the start"
         notes = (f"best of {len(scorer.history)} candidates on one dev minibatch of "
-                 f"{setting.edit_minibatch} (minibatch score {score if score is None else round(score, 4)}{gain})")
+                 f"{setting.edit_cost()} (minibatch score {score if score is None else round(score, 4)}{gain})")
         return PolicyResult(prompt=prompt, train=usage, curve=scorer.curve(), notes=notes,
                             extra={"final_prompt": prompt.describe(), "candidates": len(scorer.history),
                                    "search_score": score, "start_score": start_score})
@@ -99,34 +93,58 @@ def greedy_q_chooser(agent: Any, stop_action: int) -> Callable[[Any, np.ndarray 
     return choose
 
 
+FIXED_MINIBATCH_EPSILON = 0.1
+"""Exploration of the tabular Q-learner when rewards are deterministic (a fixed minibatch):
+a constant epsilon, since every revisit is free and only new prompts cost calls."""
+REVISITS_PER_CALL = 25
+"""With a fixed minibatch, edit steps (most of them free revisits) allowed per prompt the
+budget pays for: a cap for a learner that stops finding new prompts."""
+
+
+def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
+                     deterministic: bool) -> dict[str, Any]:
+    """Hyperparameters of an Edit-env Q-learner for a run that can score ``new_prompts`` prompts."""
+    kwargs = {**agent_defaults(env, agent_name), "seed": seed}
+    if agent_name == "tabular-q" and deterministic:
+        # deterministic rewards: alpha = 1 makes the update the rule Q(s,a) = r + gamma max Q(s',a')
+        kwargs.update(learning_rate=1.0, epsilon_start=FIXED_MINIBATCH_EPSILON,
+                      epsilon_end=FIXED_MINIBATCH_EPSILON)
+    if agent_name == "dqn":  # a few dozen scored prompts at most: learn from the first ones
+        kwargs.update(learning_starts=min(kwargs["learning_starts"], max(4, new_prompts // 5)),
+                      batch_size=min(kwargs["batch_size"], max(4, new_prompts // 5)),
+                      target_update_interval=min(kwargs["target_update_interval"], max(5, new_prompts // 10)))
+    return kwargs
+
+
 def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
     def run(setting: Setting, budget: int) -> PolicyResult:
         tabular = agent_name == "tabular-q"
         env = CurveRecorder(setting.make(setting.edit_id,
                                          **edit_env_kwargs(setting, budget, tabular=tabular)))
-        m = setting.edit_minibatch
-        meanings = env.unwrapped.action_meanings()
-        stop = meanings.index("stop")
-        reserve = (1 + int(env.unwrapped.max_edits)) * m  # a full greedy episode: reset + edits
-        steps = max(0, (budget - reserve) // m)
-        kwargs = {**agent_defaults(env, agent_name), "seed": setting.seed}
-        if agent_name == "dqn":  # a few dozen edits at most: learn from the first ones
-            kwargs.update(learning_starts=min(kwargs["learning_starts"], max(4, steps // 5)),
-                          batch_size=min(kwargs["batch_size"], max(4, steps // 5)),
-                          target_update_interval=min(kwargs["target_update_interval"], max(5, steps // 10)))
-        agent = make_agent(agent_name, env, **kwargs)
+        m = setting.edit_cost()
+        deterministic = bool(env.unwrapped.fixed_minibatch)
+        stop = env.unwrapped.action_meanings().index("stop")
+        # the greedy episode: a reset and an edit per step, each a new prompt at worst; on a
+        # fixed minibatch it follows edits of known value only (memory answers them: free)
+        reserve = 0 if deterministic else (1 + int(env.unwrapped.max_edits)) * m
+        new_prompts = max(0, (budget - reserve) // m)
+        steps = new_prompts * (REVISITS_PER_CALL if deterministic else 1)
+        agent = make_agent(agent_name, env, **q_learner_kwargs(env, agent_name, setting.seed,
+                                                                new_prompts, deterministic))
         before, start = read_usage(env), time.perf_counter()
         reporter = reporter_for(setting.reporter or False)
         log = None
         with reporter:
-            bar = reporter.add(f"  edit-{agent_name} ({steps} edit steps at most)", max(steps, 1))
+            bar = reporter.add(f"  edit-{agent_name} ({new_prompts} new prompts at most)", max(budget, 1))
 
             def callback(step: int, reward: float, info: dict[str, Any]) -> bool:
-                reporter.update(bar, completed=step, status=describe_status(env.curve))
-                # the next edit and a reset after it, and the greedy episode, must still fit
-                return read_usage(env).get("env_calls", 0) + 2 * m + reserve <= budget
+                spent = read_usage(env).get("env_calls", 0)
+                reporter.update(bar, completed=spent, status=describe_status(env.curve))
+                # the next edit (and, on resampled minibatches, a reset after it), and the
+                # greedy episode, must still fit
+                return spent + (1 if deterministic else 2) * m + reserve <= budget
 
-            if steps >= 2 and m + 2 * m + reserve <= budget:
+            if steps >= 2 and 3 * m + reserve <= budget:
                 log = agent.learn(env, steps, seed=setting.seed, callback=callback)
         path: list[Any] = []
         choose = greedy_q_chooser(agent, stop)
@@ -143,12 +161,14 @@ def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
         scores = [episode.initial_score, *(e["score"] for e in episode.edits)]
         best = int(np.argmax(scores))  # the first of ties: the shorter path
         trained = 0 if log is None else log.steps
-        notes = (f"{trained} edit steps ({0 if log is None else log.episodes} episodes) on dev "
-                 f"minibatches of {m}, gamma {agent.config.gamma}; greedy "
+        where = "one fixed dev minibatch" if deterministic else "dev minibatches"
+        notes = (f"{trained} edit steps ({0 if log is None else log.episodes} episodes) on {where} "
+                 f"of {m}, gamma {agent.config.gamma}; greedy "
                  f"episode {[e['action'] for e in episode.edits]}, best prompt after {best} edits "
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
         return PolicyResult(prompt=prompts[best], train=usage, curve=curve, notes=notes,
-                            extra={"final_prompt": prompts[best].describe(), "edit_steps": trained})
+                            extra={"final_prompt": prompts[best].describe(), "edit_steps": trained,
+                                   "search_score": scores[best], "start_score": scores[0]})
 
     run.__name__ = f"run_edit_{agent_name.replace('-', '_')}"
     return run

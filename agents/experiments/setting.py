@@ -62,7 +62,10 @@ class Setting:
     edit_id: str | None = None
     """The task's Edit env id, for policies that edit prompts."""
     edit_minibatch: int = 8
-    """Dev inputs each edit is scored on."""
+    """Dev inputs each edit is scored on (``edit_options["minibatch_size"]`` wins when given)."""
+    edit_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """More ``gym.make`` kwargs of the Edit env of the edit and search policies: the prompt
+    space (``n_candidates``, ``n_slots``), ``max_edits``, ``minibatch_size``, ``fixed_minibatch``."""
     compose_id: str | None = None
     """The task's Compose env id (classification tasks), for policies that write prompts word by word."""
     compose_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -143,6 +146,26 @@ class Setting:
             env = self.select_env(tabular=tabular)
             self._observations[tabular] = env.observe_all(self.split, self.test_limit)
         return self._observations[tabular]
+
+    def edit_kwargs(self, budget: int | None = None, **extra: Any) -> dict[str, Any]:
+        """``gym.make`` kwargs of the Edit env for an edit or search policy: the shared kwargs,
+        ``edit_options``, the training reward and, given a ``budget``, ``budget={"calls": budget}``."""
+        if self.edit_id is None:
+            raise ValueError("edit and search policies need the setting's edit_id (the task's Edit env)")
+        kwargs: dict[str, Any] = {**self.env_kwargs, "minibatch_size": self.edit_minibatch,
+                                  **self.edit_options, **extra}
+        if budget is not None:
+            kwargs["budget"] = {"calls": max(0, int(budget))}
+        if self.train_reward:
+            kwargs["reward"] = self.train_reward
+        return kwargs
+
+    def edit_cost(self) -> int:
+        """LLM calls of scoring one new prompt in the Edit env (its minibatch size)."""
+        size = {**{"minibatch_size": self.edit_minibatch}, **self.edit_options}["minibatch_size"]
+        if size is None:
+            return len(self.select_env().task.split(self.edit_options.get("split", "dev")))
+        return int(size)
 
     @property
     def n_eval(self) -> int:

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from prompt_env.envs.base import PromptEnvBase, as_action, check_int
+from prompt_env.envs.edit_space import EditAction, EditSpace, PromptState, exemplar_candidates
 from prompt_env.prompts import Prompt
 
-
-@dataclasses.dataclass(frozen=True)
-class EditAction:
-    """One entry of the flattened action list."""
-
-    kind: str  # instruction, put, clear, swap, template, verbalizer, stop
-    a: int = -1
-    b: int = -1
-
-    def describe(self) -> str:
-        return {
-            "instruction": f"set instruction {self.a}",
-            "put": f"put train example {self.a} in slot {self.b}",
-            "clear": f"clear slot {self.a}",
-            "swap": f"swap slots {self.a} and {self.b}",
-            "template": f"set template {self.a}",
-            "verbalizer": f"set verbalizer {self.a}",
-            "stop": "stop",
-        }[self.kind]
-
-
-@dataclasses.dataclass(frozen=True)
-class PromptState:
-    """Indices of the prompt's parts: instruction, exemplar slots (-1 empty), template, verbalizer."""
-
-    instruction: int
-    slots: tuple[int, ...]
-    template: int
-    verbalizer: int
+__all__ = ["EditAction", "PromptEditEnv", "PromptState"]
 
 
 class PromptEditEnv(PromptEnvBase):
@@ -60,7 +32,7 @@ class PromptEditEnv(PromptEnvBase):
     One flattened `Discrete(N)`, in this order: set instruction i (for each
     instruction of the pool), put candidate train example j into slot k,
     clear slot k, swap slots k and l, set template t, set verbalizer v
-    (classification only), stop. `env.unwrapped.action_meanings()` names
+    (classification only), set calibration c (with `calibration_choices`), stop. `env.unwrapped.action_meanings()` names
     them. Invalid edits (an example already in the prompt, clearing an
     empty slot, re-setting the current part) are masked in
     `info["action_mask"]` (int8) and by `action_masks()` (sb3-contrib's
@@ -82,13 +54,19 @@ class PromptEditEnv(PromptEnvBase):
     the reward (default: the task's metric) over the episode's minibatch,
     computed in one batched LLM call per step. The episode return is
     therefore final score - initial score (minus penalties for invalid
-    edits). `info["score"]` is the current prompt's score.
+    edits). `info["score"]` is the current prompt's score. With
+    `fixed_minibatch=True` the reward is a deterministic function of the two
+    prompts (common random numbers across episodes), and the env remembers
+    the score of every prompt it scored: a prompt seen before costs no LLM call
+    and no budget (`info["llm_calls"]` counts only new ones).
 
     ## Starting State
 
-    The initial prompt (the manual prompt, or `initial_prompt`), and a
-    minibatch of `minibatch_size` inputs drawn from `split` with
-    `self.np_random`.
+    The initial prompt (the manual prompt, or `initial_prompt`; for one episode,
+    `reset(options={"prompt": config})` with a configuration dict of
+    `prompt_space()`), and a minibatch of `minibatch_size` inputs drawn from
+    `split` with `self.np_random` (with `fixed_minibatch`, drawn at the first reset
+    and kept: every episode scores prompts on the same inputs).
 
     ## Episode End
 
@@ -99,13 +77,18 @@ class PromptEditEnv(PromptEnvBase):
 
     Those of `PromptSelectEnv` (`task`, `llm`, `split` (default `"dev"`),
     `reward`, `budget`, `data_dir`, ...) plus `max_edits` (default 6),
-    `minibatch_size` (default 8), `n_slots` (exemplar slots, default 2),
-    `n_candidates` (train examples offered as exemplars, default 6),
+    `minibatch_size` (default 8; None: every input of `split`), `fixed_minibatch`
+    (default False), `n_slots` (exemplar slots, default 2),
+    `n_candidates` (train examples offered as exemplars, default 6; None: the whole
+    train split, label-balanced order),
     `invalid_penalty` (default 0.01), `initial_prompt` (a dict with any of
     `instruction` (text or pool index), `template` (name or index),
-    `verbalizer` (list of words or index), `exemplars` (train indices)),
+    `verbalizer` (list of words or index), `exemplars` (train indices), `calibration`),
     `tabular`, `calibration` (`"content-free"`, `"pmi"` or None: calibrated
-    label scoring of classification rewards, as in `PromptSelectEnv`).
+    label scoring of classification rewards, as in `PromptSelectEnv`),
+    `calibration_choices` (a list such as `[null, "content-free"]`: how the prompt's
+    label scores are read becomes one more part to edit, and the prompt carries it
+    (`Prompt.calibration`); needs `calibration=None`).
 
     ## Public Methods
 
@@ -136,9 +119,9 @@ class PromptEditEnv(PromptEnvBase):
         split: str = "dev",
         reward: str | None = None,
         max_edits: int = 6,
-        minibatch_size: int = 8,
+        minibatch_size: int | None = 8,
         n_slots: int = 2,
-        n_candidates: int = 6,
+        n_candidates: int | None = 6,
         invalid_penalty: float = 0.01,
         initial_prompt: dict[str, Any] | None = None,
         tabular: bool = False,
@@ -150,14 +133,19 @@ class PromptEditEnv(PromptEnvBase):
         render_mode: str | None = None,
         max_new_tokens: int | None = None,
         calibration: str | None = None,
+        fixed_minibatch: bool = False,
+        calibration_choices: list[str | None] | None = None,
     ) -> None:
         super().__init__(task, llm, split, reward, "hashing", encoder_dim, budget, data_dir,
                          task_options, max_examples, render_mode, max_new_tokens,
                          calibration=calibration)
         check_int("max_edits", max_edits, 1)
-        check_int("minibatch_size", minibatch_size, 1)
+        check_int("minibatch_size", minibatch_size, 1, optional=True)
         check_int("n_slots", n_slots, 0, 64)
-        check_int("n_candidates", n_candidates, 0)
+        check_int("n_candidates", n_candidates, 0, optional=True)
+        if not isinstance(fixed_minibatch, bool):
+            raise ValueError(f"fixed_minibatch must be True or False, got {fixed_minibatch!r}")
+        calibrations = self._check_calibration_choices(calibration_choices)
         if isinstance(invalid_penalty, bool) or not isinstance(invalid_penalty, (int, float)) or not (
             np.isfinite(invalid_penalty)
         ):
@@ -165,25 +153,29 @@ class PromptEditEnv(PromptEnvBase):
         if initial_prompt is not None and not isinstance(initial_prompt, dict):
             raise ValueError(f"initial_prompt must be a dict or None, got {type(initial_prompt).__name__}")
         self.max_edits = max_edits
-        self.minibatch_size = minibatch_size
+        self.minibatch_size = len(self.examples) if minibatch_size is None else minibatch_size
+        self.fixed_minibatch = fixed_minibatch
+        self._memo: dict[Prompt, tuple[float, list[Any]]] = {}  # fixed minibatch: every prompt scored
         self.n_slots = n_slots
         self.invalid_penalty = float(invalid_penalty)
         self.tabular = tabular
         pool = self.task.prompt_pool
         manual = pool.manual
-        self.instructions = list(pool.instructions)
-        self.templates = list(pool.templates)
         classification = self.task.kind == "classification"
-        self.verbalizers = list(pool.verbalizers) if classification else [None]
-        self.chat = manual.chat
-        self.candidates = self._exemplar_candidates(n_candidates)
+        train = list(self.task.splits.get("train", []))
+        self.space = EditSpace(
+            instructions=list(pool.instructions), templates=list(pool.templates),
+            verbalizers=list(pool.verbalizers) if classification else [None],
+            candidates=exemplar_candidates(train, len(train) if n_candidates is None else n_candidates,
+                                           classification),
+            n_slots=n_slots, calibrations=calibrations, chat=manual.chat, env_id=self.env_id)
+        self.instructions, self.templates = self.space.instructions, self.space.templates
+        self.verbalizers, self.candidates = self.space.verbalizers, self.space.candidates
+        self.calibrations, self.chat = self.space.calibrations, self.space.chat
         self.initial_state = self._initial_state(manual, initial_prompt or {})
-        self.actions = self._build_actions(classification)
+        self.actions = self.space.actions()
         self.action_space = spaces.Discrete(len(self.actions))
-        self._radices = (
-            [len(self.instructions)] + [len(self.candidates) + 1] * n_slots
-            + [len(self.templates), len(self.verbalizers)]
-        )
+        self._radices = self.space.radices
         if tabular:
             self.observation_space = spaces.Discrete(int(np.prod(self._radices)))
         else:
@@ -197,27 +189,8 @@ class PromptEditEnv(PromptEnvBase):
         self._done = True
 
     # ------------------------------------------------------------- building
-    def _exemplar_candidates(self, n: int) -> list[int]:
-        """Train examples offered as exemplars: label-balanced for classification."""
-        train = self.task.splits.get("train", [])
-        if self.task.kind != "classification":
-            return list(range(min(n, len(train))))
-        by_label: dict[int, list[int]] = {}
-        for i, e in enumerate(train):
-            by_label.setdefault(int(e.label or 0), []).append(i)
-        chosen: list[int] = []
-        for round_ in itertools.count():
-            added = False
-            for label in sorted(by_label):
-                if round_ < len(by_label[label]) and len(chosen) < n:
-                    chosen.append(by_label[label][round_])
-                    added = True
-            if not added or len(chosen) >= n:
-                break
-        return chosen
-
     def _initial_state(self, manual: Prompt, given: dict[str, Any]) -> PromptState:
-        unknown = set(given) - {"instruction", "template", "verbalizer", "exemplars"}
+        unknown = set(given) - {"instruction", "template", "verbalizer", "exemplars", "calibration"}
         if unknown:
             raise ValueError(f"initial_prompt has unknown keys {sorted(unknown)}")
         instruction = self._index_of(given.get("instruction", manual.instruction), self.instructions, "instruction")
@@ -247,7 +220,16 @@ class PromptEditEnv(PromptEnvBase):
                 self.candidates.append(int(e))
             slots.append(self.candidates.index(int(e)))
         slots += [-1] * (self.n_slots - len(slots))
-        return PromptState(instruction, tuple(slots), template, verbalizer)
+        calibration = 0
+        if self.calibrations:
+            method = given.get("calibration", manual.calibration)
+            if method not in self.calibrations:
+                raise ValueError(f"initial_prompt calibration {method!r} is not one of {self.calibrations}")
+            calibration = self.calibrations.index(method)
+        elif given.get("calibration") is not None:
+            raise ValueError("initial_prompt has a calibration: give the env calibration_choices (or "
+                             "calibration=...) instead")
+        return PromptState(instruction, tuple(slots), template, verbalizer, calibration)
 
     @staticmethod
     def _check_index(value: Any, n: int, what: str) -> int:
@@ -263,16 +245,23 @@ class PromptEditEnv(PromptEnvBase):
             options.append(value)
         return options.index(value)
 
-    def _build_actions(self, classification: bool) -> list[EditAction]:
-        actions = [EditAction("instruction", i) for i in range(len(self.instructions))]
-        actions += [EditAction("put", j, k) for j in range(len(self.candidates)) for k in range(self.n_slots)]
-        actions += [EditAction("clear", k) for k in range(self.n_slots)]
-        actions += [EditAction("swap", k, m) for k, m in itertools.combinations(range(self.n_slots), 2)]
-        actions += [EditAction("template", t) for t in range(len(self.templates))]
-        if classification:
-            actions += [EditAction("verbalizer", v) for v in range(len(self.verbalizers))]
-        actions.append(EditAction("stop"))
-        return actions
+    def _check_calibration_choices(self, choices: list[str | None] | None) -> list[str | None]:
+        if choices is None:
+            return []
+        from prompt_env.scoring import check_calibration
+
+        if not isinstance(choices, (list, tuple)) or not choices or len(set(choices)) < len(choices):
+            raise ValueError(f"calibration_choices must be a non-empty list of distinct methods "
+                             f"(None for raw scores), got {choices!r}")
+        for method in choices:
+            check_calibration(method)
+        if self.task.kind != "classification":
+            raise ValueError(f"calibration_choices is for classification tasks; {self.task_name!r} is "
+                             f"{self.task.kind}")
+        if self.calibration is not None:
+            raise ValueError("calibration_choices lets each prompt choose its calibration: "
+                             f"leave calibration=None (got {self.calibration!r})")
+        return list(choices)
 
     def action_meanings(self) -> list[str]:
         return [a.describe() for a in self.actions]
@@ -280,8 +269,7 @@ class PromptEditEnv(PromptEnvBase):
     # ---------------------------------------------------------------- state
     def prompt_space(self) -> dict[str, Any]:
         """Option counts of each prompt part and the initial configuration (plain data)."""
-        return {"instructions": len(self.instructions), "candidates": len(self.candidates), "n_slots": self.n_slots,
-                "templates": len(self.templates), "verbalizers": len(self.verbalizers), "initial": dataclasses.asdict(self.initial_state)}
+        return self.space.describe(self.initial_state)
 
     def score_config(self, config: PromptState | dict[str, Any]) -> float | None:
         """Mean reward of a configuration on this episode's minibatch (None: budget exhausted)."""
@@ -293,67 +281,29 @@ class PromptEditEnv(PromptEnvBase):
 
     def prompt_of(self, state: PromptState | dict[str, Any]) -> Prompt:
         """The prompt of a configuration (a `PromptState` or its dict, see `prompt_space()`)."""
-        state = state if isinstance(state, PromptState) else PromptState(**{**state, "slots": tuple(state["slots"])})
-        digits, used = [state.instruction, *(k + 1 for k in state.slots), state.template, state.verbalizer], [k for k in state.slots if k >= 0]
-        if len(state.slots) != self.n_slots or len(set(used)) < len(used) or not all(0 <= d < r for d, r in zip(digits, self._radices)):
-            raise ValueError(f"{self.env_id}: {state!r} is not a configuration of this prompt space")
-        verbalizer = self.verbalizers[state.verbalizer]
-        return Prompt(
-            instruction=self.instructions[state.instruction],
-            template=self.templates[state.template],
-            exemplars=tuple(self.candidates[s] for s in state.slots if s >= 0),
-            verbalizer=tuple(verbalizer) if verbalizer is not None else None,
-            chat=self.chat,
-            name=f"edit:i{state.instruction}-s{'.'.join(map(str, state.slots))}-t{state.template}-v{state.verbalizer}",
-        )
+        self.space.env_id = self.env_id  # known once gym.make has set the spec
+        return self.space.prompt_of(state)
+
+    def apply(self, state: PromptState, action: EditAction) -> PromptState | None:
+        """The state after ``action``, or None when the edit is invalid here."""
+        return self.space.apply(state, action)
+
+    def state_id(self, state: PromptState) -> int:
+        return self.space.state_id(state)
 
     @property
     def prompt(self) -> Prompt:
         """The current prompt."""
         return self.prompt_of(self.state)
 
-    def apply(self, state: PromptState, action: EditAction) -> PromptState | None:
-        """The state after ``action``, or None when the edit is invalid here."""
-        slots = list(state.slots)
-        if action.kind == "instruction":
-            return None if action.a == state.instruction else dataclasses.replace(state, instruction=action.a)
-        if action.kind == "put":
-            if action.a in slots:
-                return None
-            slots[action.b] = action.a
-            return dataclasses.replace(state, slots=tuple(slots))
-        if action.kind == "clear":
-            if slots[action.a] < 0:
-                return None
-            slots[action.a] = -1
-            return dataclasses.replace(state, slots=tuple(slots))
-        if action.kind == "swap":
-            if slots[action.a] == slots[action.b]:
-                return None
-            slots[action.a], slots[action.b] = slots[action.b], slots[action.a]
-            return dataclasses.replace(state, slots=tuple(slots))
-        if action.kind == "template":
-            return None if action.a == state.template else dataclasses.replace(state, template=action.a)
-        if action.kind == "verbalizer":
-            return None if action.a == state.verbalizer else dataclasses.replace(state, verbalizer=action.a)
-        return state  # stop
-
     def action_masks(self) -> np.ndarray:
         """1 for edits valid in the current state, 0 for invalid ones (int8)."""
         return np.array([self.apply(self.state, a) is not None for a in self.actions], dtype=np.int8)
 
-    def state_id(self, state: PromptState) -> int:
-        digits = [state.instruction] + [s + 1 for s in state.slots] + [state.template, state.verbalizer]
-        index = 0
-        for digit, radix in zip(digits, self._radices):
-            index = index * radix + digit
-        return index
-
     def observe(self) -> np.ndarray | int:
         if self.tabular:
             return self.state_id(self.state)
-        digits = [self.state.instruction] + [s + 1 for s in self.state.slots] + [
-            self.state.template, self.state.verbalizer]
+        digits = self.space.digits(self.state)
         parts = []
         for digit, radix in zip(digits, self._radices):
             one_hot = np.zeros(radix, dtype=np.float32)
@@ -366,24 +316,38 @@ class PromptEditEnv(PromptEnvBase):
     # -------------------------------------------------------------- scoring
     def score_prompt(self, prompt: Prompt) -> float | None:
         """Mean reward of ``prompt`` on the episode's minibatch (None: budget exhausted)."""
+        key = dataclasses.replace(prompt, name="")  # two slot layouts can be one prompt
+        if self.fixed_minibatch and key in self._memo:
+            score, self._last_outcomes = self._memo[key]
+            return score
         pairs = [(prompt, self.examples[i]) for i in self._batch]
         if not self.budget_allows(len(pairs)):
             return None
         outcomes = self.run_pairs(pairs)
         self.charge([o.prompt_text for o in outcomes])
         self._last_outcomes = outcomes
-        return float(np.mean([o.score for o in outcomes]))
+        score = float(np.mean([o.score for o in outcomes]))
+        if self.fixed_minibatch:
+            self._memo[key] = (score, outcomes)
+        return score
 
     # -------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.episode_calls = 0
-        n = len(self.examples)
-        size = min(self.minibatch_size, n)
-        self._batch = [int(i) for i in self.np_random.choice(n, size, replace=False)]
-        context = self.encoder.encode([self.examples[i].text for i in self._batch]).mean(0)
-        self._context = ((context + 1.0) / 2.0).clip(0.0, 1.0).astype(np.float32)
-        self.state = self.initial_state
+        start = self.initial_state
+        if options and "prompt" in options:
+            given = options["prompt"]
+            start = given if isinstance(given, PromptState) else self.space.state_of(given)
+            self.prompt_of(start)  # a ValueError unless it is a configuration of this space
+        if not (self.fixed_minibatch and self._batch):
+            n = len(self.examples)
+            size = min(self.minibatch_size, n)
+            self._batch = [int(i) for i in self.np_random.choice(n, size, replace=False)]
+            context = self.encoder.encode([self.examples[i].text for i in self._batch]).mean(0)
+            self._context = ((context + 1.0) / 2.0).clip(0.0, 1.0).astype(np.float32)
+            self._memo = {}
+        self.state = start
         self._edits = 0
         self._done = False
         score = self.score_prompt(self.prompt)
@@ -447,4 +411,5 @@ class PromptEditEnv(PromptEnvBase):
             f"[{self.env_id}] edit {self._edits}/{self.max_edits}: {event}\n"
             f"  score {self._score:.3f} | instruction {p.instruction[:80]!r} | template {p.template.name} | "
             f"exemplars {list(p.exemplars)} | verbalizer {list(p.verbalizer) if p.verbalizer else None}"
+            f"{' | calibration ' + str(p.calibration) if self.calibrations else ''}"
         )

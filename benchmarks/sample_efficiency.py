@@ -1,0 +1,167 @@
+"""Sample efficiency (issue #13, P3): how few LLM calls find a pool prompt as good as the best on dev.
+
+    PROMPT_ENV_THREADS=1 python benchmarks/sample_efficiency.py --data-dir ../shared/data
+
+For SST-2 and AG News on the 16-shot splits of seeds 13, 21, 42, 87 and 100, the reference
+is **exhaustive dev evaluation**: every pool prompt on every dev input (K x n_dev calls), whose
+best prompt is what best-fixed-on-dev picks. Each bandit of this package then searches the
+same pool on the Select env over the *dev* split (one LLM call per pull: a pool prompt on a
+random dev input, reward ``--reward``), with a budget of a fraction of the exhaustive cost,
+and names its best arm. Its *dev accuracy* (read from the exhaustive dev table) is compared
+with the best prompt's: a run succeeds when it is within ``--tolerance`` points.
+
+Every pull is a real env step on the real default model (answered from the response cache
+once the dev table is computed: the table and the bandits ask for the same pairs). Each
+(task, seed, bandit, fraction) runs ``--repeats`` times with different bandit seeds; rows
+record the success rate, the mean gap, the calls requested and the distinct pairs.
+
+Outputs in ``--out`` (default ``benchmarks/results/sample_efficiency``): ``results.jsonl``
+(one line per task, seed, bandit, fraction) and ``results.md`` (success rate and gap per
+task and fraction, over seeds and repeats). Resumable: rows already present are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from agents import make_agent  # noqa: E402
+from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.experiments.report import ResultTable  # noqa: E402
+from agents.experiments.setting import Setting  # noqa: E402
+from agents.experiments.task_ids import task_envs  # noqa: E402
+from agents.experiments.usage import read_usage  # noqa: E402
+from agents.progress import ProgressReporter  # noqa: E402
+
+TASKS = ("sst2", "agnews")
+SEEDS = (13, 21, 42, 87, 100)
+BANDITS = ("successive-halving", "ucb1")
+FRACTIONS = (0.05, 0.1, 0.2, 0.3)
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sample_efficiency"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=None, help="shared data dir (or PROMPT_ENV_DATA)")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--bandits", default=",".join(BANDITS))
+    parser.add_argument("--fractions", default=",".join(map(str, FRACTIONS)),
+                        help="budgets as fractions of the exhaustive dev evaluation's calls")
+    parser.add_argument("--repeats", type=int, default=20, help="bandit seeds per cell")
+    parser.add_argument("--reward", default="margin", help="the bandits' reward per pull")
+    parser.add_argument("--tolerance", type=float, default=1.0, help="points of dev accuracy")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return parser.parse_args(argv)
+
+
+def setting_for(task: str, seed: int, data_dir: str | None) -> Setting:
+    envs = task_envs(task)
+    kwargs: dict[str, Any] = {"llm": "default", **envs.kwargs, "task_options": {"few_shot_seed": seed}}
+    if data_dir:
+        kwargs["data_dir"] = data_dir
+    return Setting(envs.select_id, kwargs, seed=seed, metric="accuracy", test_limit=1)
+
+
+def search(setting: Setting, bandit: str, budget: int, seed: int, reward: str) -> tuple[int, dict[str, int]]:
+    """One bandit run of ``budget`` pulls on the dev split; its best arm and what it asked."""
+    env = setting.make(split="dev", reward=reward, episode_length=budget)
+    agent = make_agent(bandit, env, seed=seed)
+    before = read_usage(env)
+    agent.learn(env, budget, seed=seed)
+    after = read_usage(env)
+    env.close()
+    return int(agent.best_arm()), {key: after[key] - before.get(key, 0) for key in ("env_calls", "distinct")}
+
+
+def run_cell(setting: Setting, dev: np.ndarray, bandit: str, fraction: float,
+             args: argparse.Namespace) -> dict[str, Any]:
+    n_dev, k = dev.shape
+    exhaustive = n_dev * k
+    budget = max(k, int(round(fraction * exhaustive)))
+    accuracy = dev.mean(axis=0) * 100
+    best = float(accuracy.max())
+    gaps, calls, distinct, arms = [], [], [], []
+    for repeat in range(args.repeats):
+        arm, usage = search(setting, bandit, budget, 1000 * setting.seed + repeat, args.reward)
+        gaps.append(best - float(accuracy[arm]))
+        calls.append(usage["env_calls"])
+        distinct.append(usage["distinct"])
+        arms.append(arm)
+    gaps_array = np.array(gaps)
+    return {"bandit": bandit, "fraction": fraction, "budget": budget, "exhaustive_calls": exhaustive,
+            "best_dev_accuracy": round(best, 2), "tolerance": args.tolerance,
+            "success_rate": float(np.mean(gaps_array <= args.tolerance + 1e-9)),
+            "mean_gap": round(float(gaps_array.mean()), 2), "calls_mean": float(np.mean(calls)),
+            "distinct_mean": float(np.mean(distinct)), "arms": arms, "repeats": args.repeats,
+            "reward": args.reward}
+
+
+def report(rows: list[dict[str, Any]], out: Path) -> str:
+    """Per task: success rate and mean dev gap per bandit and budget fraction (all seeds)."""
+    parts = ["# Sample efficiency: finding the best pool prompt on dev with few calls", "",
+             "A run succeeds when its best arm's dev accuracy is within the tolerance of the best "
+             "pool prompt's (exhaustive dev evaluation). Mean over seeds x repeats.", ""]
+    for task in sorted({r["task"] for r in rows}):
+        headers = ["bandit", "budget (% of exhaustive)", "calls (mean)", "distinct pairs (mean)",
+                   "within tolerance", "mean dev gap (points)", "seeds x repeats"]
+        table = ResultTable(headers, ["left", "left"] + ["right"] * 5, title=task)
+        keys = sorted({(r["bandit"], r["fraction"]) for r in rows if r["task"] == task})
+        for bandit, fraction in keys:
+            cell = [r for r in rows if r["task"] == task and r["bandit"] == bandit and r["fraction"] == fraction]
+            weights = np.array([r["repeats"] for r in cell], dtype=float)
+            success = float(np.average([r["success_rate"] for r in cell], weights=weights))
+            gap = float(np.average([r["mean_gap"] for r in cell], weights=weights))
+            table.rows.append([bandit, f"{fraction:.0%} ({cell[0]['budget']} of {cell[0]['exhaustive_calls']})",
+                           f"{np.mean([r['calls_mean'] for r in cell]):.0f}",
+                           f"{np.mean([r['distinct_mean'] for r in cell]):.0f}",
+                           f"{success:.0%}", f"{gap:.1f}", f"{len(cell)} x {cell[0]['repeats']}"])
+        parts += [f"## {task}", "", table.to_markdown(), ""]
+    text = "\n".join(parts)
+    save_text(text, out / "results.md")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    data_dir = str(args.data_dir.resolve()) if args.data_dir else os.environ.get("PROMPT_ENV_DATA")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "results.jsonl"
+    rows = read_jsonl(path) if path.exists() else []
+    done = {(r["task"], r["seed"], r["bandit"], r["fraction"], r["reward"]) for r in rows}
+    tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
+    bandits, fractions = args.bandits.split(","), [float(f) for f in args.fractions.split(",")]
+    reporter = ProgressReporter()
+    with reporter:
+        total = len(tasks) * len(seeds) * len(bandits) * len(fractions)
+        bar, finished = reporter.add("sample efficiency cells", total), 0
+        for task in tasks:
+            for seed in seeds:
+                setting = setting_for(task, seed, data_dir)
+                setting.reporter = reporter
+                dev = None
+                for bandit in bandits:
+                    for fraction in fractions:
+                        if (task, seed, bandit, fraction, args.reward) not in done:
+                            if dev is None:
+                                dev = setting.tables().dev  # the exhaustive evaluation (accuracy)
+                            row = {"task": task, "seed": seed, **run_cell(setting, dev, bandit, fraction, args)}
+                            append_jsonl(path, row)
+                            rows.append(row)
+                        finished += 1
+                        reporter.update(bar, completed=finished)
+    print(report(rows, args.out))
+
+
+if __name__ == "__main__":
+    main()
