@@ -213,3 +213,46 @@ def test_generation_task_with_calibration_is_an_error() -> None:
     with pytest.raises(ValueError, match="classification tasks"):
         PromptSelectEnv(task="bbc-headline", llm="fake", calibration="content-free")
     assert len(evaluate(load_llm("fake"), task, pair, calibration=None)) == 1
+
+
+def test_a_prompt_carries_its_own_calibration(default_llm: LLM, shared_data_dir: Path) -> None:
+    """``Prompt.calibration`` wins over the call's: one call can score raw and calibrated prompts."""
+    task = sst2(shared_data_dir)
+    manual = task.prompt_pool.manual
+    calibrated = manual.replace(calibration="content-free", name="manual@cf")
+    inputs = balanced_sentences(task, 2)
+    mixed = evaluate(default_llm, task, [(p, e) for e in inputs for p in (manual, calibrated)])
+    raw = evaluate(default_llm, task, [(manual, e) for e in inputs])
+    called = evaluate(default_llm, task, [(manual, e) for e in inputs], calibration="content-free")
+    assert [o.calibrated_logprobs for o in mixed[1::2]] == [o.calibrated_logprobs for o in called]
+    assert [o.calibration for o in mixed] == [None, "content-free"] * len(inputs)
+    assert [o.score for o in mixed[0::2]] == [o.score for o in raw]
+    assert manual.describe()["calibration"] is None and calibrated.describe()["calibration"] == "content-free"
+    # the prompt's own method wins over the call's
+    pmi = evaluate(default_llm, task, [(calibrated, inputs[0])], calibration="pmi")[0]
+    assert pmi.calibration == "content-free"
+    headline = load_task("bbc-headline")
+    with pytest.raises(ValueError, match="calibration=None"):
+        evaluate(default_llm, headline, [(headline.prompt_pool.manual.replace(calibration="pmi"),
+                                          headline.split("test")[0])])
+
+
+def test_edit_env_can_choose_the_calibration(default_llm: LLM, shared_data_dir: Path) -> None:
+    kwargs = {**env_kwargs(shared_data_dir), "minibatch_size": 4, "max_edits": 2, "n_candidates": 2,
+              "n_slots": 1, "calibration_choices": [None, "content-free"], "fixed_minibatch": True,
+              "calibration": None}
+    env = PromptEditEnv(**kwargs)
+    env.use_llm(default_llm)
+    check_env(env, skip_render_check=True)
+    meanings = env.action_meanings()
+    assert "set calibration 1" in meanings and env.prompt_space()["calibrations"] == 2
+    _, info = env.reset(seed=0)
+    assert env.prompt.calibration is None
+    _, reward, *_ = env.step(meanings.index("set calibration 1"))
+    assert env.prompt.calibration == "content-free" and env.prompt.name.endswith("-c1")
+    direct = evaluate(default_llm, env.task, [(env.prompt, env.examples[i]) for i in env._batch])  # noqa: SLF001
+    assert reward == pytest.approx(np.mean([o.score for o in direct]) - info["score"])
+    with pytest.raises(ValueError, match="leave calibration=None"):
+        PromptEditEnv(**{**kwargs, "calibration": "pmi"})
+    with pytest.raises(ValueError, match="distinct"):
+        PromptEditEnv(**{**kwargs, "calibration_choices": [None, None]})
