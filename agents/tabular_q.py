@@ -66,6 +66,10 @@ class TabularQConfig:
     """Initial value of every Q(s, a)."""
     use_action_mask: bool = True
     """Use the env's action mask (info["action_mask"] or action_masks()) for argmax and exploration."""
+    action_groups: list[int] | None = None
+    """A group id per action: exploration and ties while learning draw a group uniformly first,
+    then an action of it (e.g. the kind of an Edit env's edit, so that the many exemplar
+    edits do not crowd out the few instruction or verbalizer edits). None: uniform over actions."""
     seed: int | None = None
     """Seed of the exploration generator and of the env's first reset when learn gets no seed."""
 
@@ -118,6 +122,9 @@ class TabularQAgent(Agent):
             self.visits = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
         self.rng = np.random.default_rng(config.seed)
         self.num_timesteps = 0
+        self.groups = None if config.action_groups is None else np.asarray(config.action_groups, dtype=np.int64)
+        if self.groups is not None and self.groups.shape != (self.n_actions,):
+            raise ValueError(f"action_groups needs one group per action ({self.n_actions}), got {len(self.groups)}")
 
     @classmethod
     def from_env(
@@ -223,9 +230,9 @@ class TabularQAgent(Agent):
         for i, single_obs in enumerate(obs):
             mask = None if masks is None else masks[i]
             if self.rng.random() < epsilon:
-                actions[i] = random_action(self.rng, self.n_actions, mask)
+                actions[i] = random_action(self.rng, self.n_actions, mask, self.groups)
             else:
-                actions[i] = masked_argmax(self.q_table[self._state(single_obs)], mask, self.rng)
+                actions[i] = masked_argmax(self.q_table[self._state(single_obs)], mask, self.rng, self.groups)
         return actions
 
     def _observe(self, transition: Transition, log: TrainingLog) -> None:

@@ -254,3 +254,19 @@ def test_large_tables_store_visited_states_only(monkeypatch, tmp_path):
     for state in sparse.q_table.rows:
         np.testing.assert_array_equal(loaded.q_table[state], sparse.q_table[state])
         np.testing.assert_array_equal(loaded.visits[state], sparse.visits[state])
+
+
+def test_action_groups_balance_exploration_over_kinds():
+    """With a group per action, exploration draws the group first: one lone action of its
+    own group is tried as often as the nine of the other group together."""
+    from agents.actions import masked_argmax, random_action
+
+    groups = np.array([0] * 9 + [1])
+    rng = np.random.default_rng(0)
+    draws = [random_action(rng, 10, None, groups) for _ in range(2000)]
+    assert 0.45 < np.mean(np.array(draws) == 9) < 0.55
+    ties = [masked_argmax(np.zeros(10), np.ones(10, dtype=bool), rng, groups) for _ in range(2000)]
+    assert 0.45 < np.mean(np.array(ties) == 9) < 0.55
+    assert masked_argmax(np.arange(10.0), None, rng, groups) == 9  # no tie: the best action
+    with pytest.raises(ValueError, match="one group per action"):
+        TabularQAgent(3, 10, action_groups=[0, 1])

@@ -101,14 +101,31 @@ REVISITS_PER_CALL = 25
 budget pays for: a cap for a learner that stops finding new prompts."""
 
 
+def edit_kinds(meanings: list[str]) -> list[int]:
+    """A group id per Edit-env action: the part it edits (instruction, exemplar slot k, the
+    order, template, verbalizer, calibration; stop alone), from ``action_meanings()``."""
+    def part(meaning: str) -> str:
+        words = meaning.split()
+        if words[0] == "put":  # put train example j in slot k
+            return f"slot {words[-1]}"
+        if words[0] == "clear":
+            return f"slot {words[-1]}"
+        return words[0] if words[0] in ("swap", "stop") else words[1]  # "set <part> i"
+
+    names = list(dict.fromkeys(part(m) for m in meanings))
+    return [names.index(part(m)) for m in meanings]
+
+
 def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
                      deterministic: bool) -> dict[str, Any]:
     """Hyperparameters of an Edit-env Q-learner for a run that can score ``new_prompts`` prompts."""
     kwargs = {**agent_defaults(env, agent_name), "seed": seed}
     if agent_name == "tabular-q" and deterministic:
-        # deterministic rewards: alpha = 1 makes the update the rule Q(s,a) = r + gamma max Q(s',a')
+        # deterministic rewards: alpha = 1 makes the update the rule Q(s,a) = r + gamma max Q(s',a');
+        # exploration picks the part to edit uniformly, as the searches' mutations do
         kwargs.update(learning_rate=1.0, epsilon_start=FIXED_MINIBATCH_EPSILON,
-                      epsilon_end=FIXED_MINIBATCH_EPSILON)
+                      epsilon_end=FIXED_MINIBATCH_EPSILON,
+                      action_groups=edit_kinds(env.unwrapped.action_meanings()))
     if agent_name == "dqn":  # a few dozen scored prompts at most: learn from the first ones
         kwargs.update(learning_starts=min(kwargs["learning_starts"], max(4, new_prompts // 5)),
                       batch_size=min(kwargs["batch_size"], max(4, new_prompts // 5)),
