@@ -19,7 +19,9 @@ import numpy as np
 class SparseRows:
     """Rows of ``n_actions`` values for the states seen so far; unseen states read ``fill``."""
 
-    def __init__(self, n_states: int, n_actions: int, fill: float, dtype: Any) -> None:
+    def __init__(self, n_states: int, n_actions: int, fill: Any, dtype: Any) -> None:
+        """``fill``: the value of every entry of an unseen state (a number, or a row of
+        ``n_actions`` values)."""
         self.n_states, self.n_actions = int(n_states), int(n_actions)
         self.fill, self.dtype = fill, np.dtype(dtype)
         self.rows: dict[int, np.ndarray] = {}
@@ -34,7 +36,7 @@ class SparseRows:
             raise IndexError(f"state {key} is outside [0, {self.n_states})")
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = np.full(self.n_actions, self.fill, dtype=self.dtype)
+            row = self.rows[key] = np.array(np.broadcast_to(self.fill, (self.n_actions,)), dtype=self.dtype)
         return row
 
     def __getitem__(self, key: Any) -> Any:
@@ -51,7 +53,7 @@ class SparseRows:
             self._row(key)[:] = value
 
     def sum(self) -> Any:
-        """Sum over the stored rows (unseen states hold ``fill``; for visit counts that is 0)."""
+        """Sum over the stored rows (unseen states are not counted; for visit counts they hold 0)."""
         return sum((row.sum() for row in self.rows.values()), self.dtype.type(0))
 
     def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:

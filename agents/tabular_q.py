@@ -62,8 +62,10 @@ class TabularQConfig:
     """Exploration probability after the decay."""
     exploration_fraction: float = 0.5
     """Fraction of a learn call's steps over which epsilon decays linearly from start to end."""
-    initial_q: float = 0.0
-    """Initial value of every Q(s, a)."""
+    initial_q: float | list[float] = 0.0
+    """Initial value of every Q(s, a), or one initial value per action (e.g. untried edits
+    slightly below the stop action, so that an agent stops rather than wanders where it has
+    learned nothing)."""
     use_action_mask: bool = True
     """Use the env's action mask (info["action_mask"] or action_masks()) for argmax and exploration."""
     action_groups: list[int] | None = None
@@ -115,16 +117,24 @@ class TabularQAgent(Agent):
         self.q_table: Any
         self.visits: Any
         if self.sparse:
-            self.q_table = SparseRows(self.n_states, self.n_actions, config.initial_q, np.float64)
+            self.q_table = SparseRows(self.n_states, self.n_actions, self._initial_row(), np.float64)
             self.visits = SparseRows(self.n_states, self.n_actions, 0, np.int64)
         else:
-            self.q_table = np.full((self.n_states, self.n_actions), config.initial_q, dtype=np.float64)
+            self.q_table = np.tile(self._initial_row(), (self.n_states, 1))
             self.visits = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
         self.rng = np.random.default_rng(config.seed)
         self.num_timesteps = 0
         self.groups = None if config.action_groups is None else np.asarray(config.action_groups, dtype=np.int64)
         if self.groups is not None and self.groups.shape != (self.n_actions,):
             raise ValueError(f"action_groups needs one group per action ({self.n_actions}), got {len(self.groups)}")
+
+    def _initial_row(self) -> np.ndarray:
+        """Q(s, .) of a state not visited yet."""
+        initial = np.asarray(self.config.initial_q, dtype=np.float64)
+        if initial.ndim > 1 or (initial.ndim == 1 and initial.shape != (self.n_actions,)):
+            raise ValueError(f"initial_q needs one value or one per action ({self.n_actions}), "
+                             f"got shape {initial.shape}")
+        return np.array(np.broadcast_to(initial, (self.n_actions,)))
 
     @classmethod
     def from_env(

@@ -57,7 +57,7 @@ import prompt_env  # noqa: E402,F401  (registers the env ids)
 from agents.experiments import POLICIES as REGISTRY  # noqa: E402
 from agents.experiments import Setting, run_policy  # noqa: E402
 from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
-from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost  # noqa: E402
+from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost, plot_search_curves  # noqa: E402
 from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
 from agents.experiments.task_ids import task_entry, task_envs  # noqa: E402
@@ -443,6 +443,10 @@ def markdown_report(rows: list[dict[str, Any]]) -> str:
         "![learning curves](learning_curves.png)",
         "",
     ]
+    if any(r.get("search_curve") for r in rows):
+        lines += ["Edit and search policies: the best prompt found so far, by its score on their dev "
+                  "minibatch, against the distinct pairs spent:", "",
+                  "![best found vs distinct pairs](search_curves.png)", ""]
     return "\n".join(lines)
 
 
@@ -453,6 +457,8 @@ def write_outputs(rows: list[dict[str, Any]], out: Path) -> None:
         plot_score_vs_cost(rows, out / "score_vs_calls.png", "llm_calls")
         plot_score_vs_cost(rows, out / "score_vs_distinct_pairs.png", "distinct_pairs")
     plot_learning_curves(rows, out / "learning_curves.png")
+    if any(r.get("search_curve") for r in rows):
+        plot_search_curves(rows, out / "search_curves.png")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -14,7 +14,8 @@ CURVE_POINTS = 200
 
 
 class CurveRecorder(gym.Wrapper):
-    """Records (step, reward, LLM calls, distinct pairs, cache hits) after every env step.
+    """Records (step, reward, LLM calls, distinct pairs, cache hits) after every env step, and
+    the env's ``info["score"]`` when it has one (an Edit env's current prompt's score).
 
     Works for any learner that steps the env (this package's agents, SB3,
     RLlib); the LLM counts come from the env's public ``llm_usage()``.
@@ -34,6 +35,7 @@ class CurveRecorder(gym.Wrapper):
             "llm_calls": int(usage.get("env_calls", step)),
             "distinct": int(usage.get("distinct", 0)),
             "cache_hits": int(usage.get("cache_hits", 0)),
+            **({"score": float(info["score"])} if "score" in info else {}),
         })
         return obs, reward, terminated, truncated, info
 
@@ -53,3 +55,17 @@ def compress_curve(curve: list[dict[str, float]], window: int = 25) -> dict[str,
     calls = np.array([c["llm_calls"] for c in curve], dtype=np.float64)[len(curve) - len(smooth):]
     index = np.unique(np.linspace(0, len(smooth) - 1, min(CURVE_POINTS, len(smooth))).astype(int))
     return {"llm_calls": calls[index].tolist(), "reward": [round(float(r), 5) for r in smooth[index]]}
+
+
+def search_curve(points: list[tuple[float, float, float]], start: tuple[float, float, float] | None = None
+                 ) -> dict[str, list[float]]:
+    """Best score found so far vs cost, from ``(llm_calls, distinct, score)`` per scored prompt
+    (``start``: the starting prompt's, if known), at most ``CURVE_POINTS`` points: what an
+    edit or search policy holds after spending so much (on its dev minibatch, not on test)."""
+    points = ([start] if start is not None else []) + list(points)
+    if not points:
+        return {"llm_calls": [], "distinct": [], "best": []}
+    best = np.maximum.accumulate(np.array([p[2] for p in points], dtype=np.float64))
+    index = np.unique(np.linspace(0, len(points) - 1, min(CURVE_POINTS, len(points))).astype(int))
+    return {"llm_calls": [float(points[i][0]) for i in index], "distinct": [float(points[i][1]) for i in index],
+            "best": [round(float(best[i]), 5) for i in index]}

@@ -125,3 +125,36 @@ def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
         axes[0][0].text(0.5, 0.5, "no learned policies in these rows", ha="center", va="center")
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_search_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Best minibatch score found so far vs distinct (prompt, input) pairs, per task and edit or
+    search policy (mean over seeds, min-max band): the search objective on dev, not test."""
+    plt = _pyplot()
+    by_task: dict[str, dict[str, list[dict[str, list[float]]]]] = {}
+    for r in rows:
+        curve = r.get("search_curve")
+        if curve and curve.get("best"):
+            by_task.setdefault(r["task"], {}).setdefault(r["policy"], []).append(curve)
+    tasks = sorted(by_task)
+    colors = _colors(sorted({p for c in by_task.values() for p in c}))
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=False):
+        for policy in sorted(by_task[task], key=policy_order):
+            runs = by_task[task][policy]
+            end = min(c["distinct"][-1] for c in runs)
+            grid = np.linspace(min(c["distinct"][0] for c in runs), end, 100)
+            best = np.array([np.interp(grid, c["distinct"], c["best"]) for c in runs])
+            ax.plot(grid, best.mean(axis=0), color=colors[policy], linewidth=2, label=f"{policy} ({len(runs)})")
+            if len(runs) > 1:
+                ax.fill_between(grid, best.min(axis=0), best.max(axis=0), color=colors[policy], alpha=0.12)
+        rewards = sorted({str(r.get("train_reward")) for r in rows if r["task"] == task})
+        ax.set_title(f"{task}: best prompt found so far")
+        ax.set_xlabel("distinct (prompt, input) pairs scored (training)")
+        ax.set_ylabel(f"dev minibatch score ({', '.join(rewards)})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="policy (seeds)", title_fontsize=8)
+    if not tasks:
+        axes[0][0].text(0.5, 0.5, "no edit or search policies in these rows", ha="center", va="center")
+    fig.tight_layout()
+    _save(fig, path)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from agents import make_agent
-from agents.experiments.curves import CurveRecorder
+from agents.experiments.curves import CurveRecorder, search_curve
 from agents.experiments.evaluate import greedy_edit_episode
 from agents.experiments.registry import Policy, PolicyResult, register_policy
 from agents.experiments.setting import Setting
@@ -64,9 +64,11 @@ def _search_runner(name: str, method: SearchMethod) -> Callable[[Setting, int], 
         gain = "" if score is None or start_score is None else f", {score - start_score:+.3f} over the start"
         notes = (f"best of {len(scorer.history)} candidates on one dev minibatch of "
                  f"{setting.edit_cost()} (minibatch score {score if score is None else round(score, 4)}{gain})")
+        history = [(e.llm_calls, e.distinct, e.score) for e in scorer.history]
         return PolicyResult(prompt=prompt, train=usage, curve=scorer.curve(), notes=notes,
                             extra={"final_prompt": prompt.describe(), "candidates": len(scorer.history),
-                                   "search_score": score, "start_score": start_score})
+                                   "search_score": score, "start_score": start_score,
+                                   "search_curve": search_curve(history)})
 
     run.__name__ = f"run_{name.replace('-', '_')}"
     return run
@@ -96,6 +98,10 @@ def greedy_q_chooser(agent: Any, stop_action: int) -> Callable[[Any, np.ndarray 
 FIXED_MINIBATCH_EPSILON = 0.1
 """Exploration of the tabular Q-learner when rewards are deterministic (a fixed minibatch):
 a constant epsilon, since every revisit is free and only new prompts cost calls."""
+UNTRIED_EDIT_Q = -0.01
+"""Initial Q of an edit not tried yet (the stop action starts at 0): where it has learned
+nothing the greedy learner stops instead of wandering through unscored prompts, so every
+new prompt it pays for is one epsilon-step away from the best path it knows."""
 REVISITS_PER_CALL = 25
 """With a fixed minibatch, edit steps (most of them free revisits) allowed per prompt the
 budget pays for: a cap for a learner that stops finding new prompts."""
@@ -123,9 +129,10 @@ def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
     if agent_name == "tabular-q" and deterministic:
         # deterministic rewards: alpha = 1 makes the update the rule Q(s,a) = r + gamma max Q(s',a');
         # exploration picks the part to edit uniformly, as the searches' mutations do
+        meanings = env.unwrapped.action_meanings()
         kwargs.update(learning_rate=1.0, epsilon_start=FIXED_MINIBATCH_EPSILON,
-                      epsilon_end=FIXED_MINIBATCH_EPSILON,
-                      action_groups=edit_kinds(env.unwrapped.action_meanings()))
+                      epsilon_end=FIXED_MINIBATCH_EPSILON, action_groups=edit_kinds(meanings),
+                      initial_q=[0.0 if m == "stop" else UNTRIED_EDIT_Q for m in meanings])
     if agent_name == "dqn":  # a few dozen scored prompts at most: learn from the first ones
         kwargs.update(learning_starts=min(kwargs["learning_starts"], max(4, new_prompts // 5)),
                       batch_size=min(kwargs["batch_size"], max(4, new_prompts // 5)),
@@ -183,9 +190,12 @@ def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
                  f"of {m}, gamma {agent.config.gamma}; greedy "
                  f"episode {[e['action'] for e in episode.edits]}, best prompt after {best} edits "
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
+        visited = [(c["llm_calls"], c["distinct"], c["score"]) for c in curve if "score" in c]
+        first = (curve[0]["llm_calls"], curve[0]["distinct"], scores[0]) if curve else None
         return PolicyResult(prompt=prompts[best], train=usage, curve=curve, notes=notes,
                             extra={"final_prompt": prompts[best].describe(), "edit_steps": trained,
-                                   "search_score": scores[best], "start_score": scores[0]})
+                                   "search_score": scores[best], "start_score": scores[0],
+                                   "search_curve": search_curve(visited, first)})
 
     run.__name__ = f"run_edit_{agent_name.replace('-', '_')}"
     return run
