@@ -26,8 +26,10 @@ The calibration scores depend only on the prompt (not on the input), so they
 are computed once per rendered premise, choices and model: they are asked of
 the LLM (one batched ``llm.score`` call per verbalizer group, so they go
 through the persistent response cache and are counted in the LLM's usage
-meter like any other call) the first time, and kept in an in-process dict
-afterwards, so repeated evaluations in one process cost nothing more
+meter like any other call) the first time a given LLM object needs them, and
+kept in an in-process dict of that object afterwards, so repeated evaluations
+cost nothing more, and the usage meter of every LLM object (each env makes its
+own) counts each prompt's premises once, whatever other envs in the process did
 (:func:`clear_calibration_cache` empties it). An env's per-episode
 ``llm_calls`` and its ``budget`` count only the (prompt, input) pairs it
 scores, so they stay deterministic whatever this dict holds.
@@ -42,6 +44,7 @@ raises ``ValueError``.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,7 +62,8 @@ CONTENT_FREE_INPUTS: tuple[str, ...] = ("N/A", "", "[MASK]")
 """The content-free inputs of contextual calibration (Zhao et al. 2021)."""
 
 _CALIBRATION_CACHE_LIMIT = 100_000
-_calibration_cache: dict[str, np.ndarray] = {}
+_calibration_caches: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+"""Per LLM object: calibration scores by premise key."""
 
 
 def check_calibration(calibration: Any) -> str | None:
@@ -74,7 +78,7 @@ def check_calibration(calibration: Any) -> str | None:
 
 def clear_calibration_cache() -> None:
     """Forget the calibration scores kept in this process (the response cache keeps them)."""
-    _calibration_cache.clear()
+    _calibration_caches.clear()
 
 
 def check_verbalizer(prompt: Prompt, task: Task) -> None:
@@ -149,6 +153,7 @@ def calibration_logprobs(
     from the in-process dict at no cost.
     """
     check_calibration(calibration)
+    _calibration_cache = _calibration_caches.setdefault(llm, {})
     keys: list[str] = []
     todo: dict[tuple[tuple[str, ...], bool], list[tuple[str, list[PromptInput]]]] = {}
     for prompt in prompts:
