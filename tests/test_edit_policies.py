@@ -70,3 +70,32 @@ def test_edit_q_learners_run_on_the_real_model(real_setting: Setting, name: str)
     assert row["llm_calls"] == row["train_calls"] + row["eval_calls"]
     assert 0 < row["distinct_pairs"] <= row["llm_calls"]
     assert row["edit_steps"] >= 2 and row["final_prompt"]["name"].startswith("edit:")
+
+
+SEARCH_SPACE = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_minibatch": True,
+                "max_edits": 3}
+
+
+@pytest.mark.parametrize("name", ["edit-tabular-q", "hill-climb", "evolution", "random-search"])
+def test_search_space_policies_on_the_real_model(name: str, tmp_path) -> None:
+    """The harness's edit-search setting (issue #13) in small: every train example offered,
+    a fixed minibatch with remembered scores, label scores raw or calibrated by choice;
+    at most budget // 3 new prompts; a search curve that never decreases."""
+    from agents.experiments.plots import plot_search_curves
+
+    space = {**SEARCH_SPACE, "calibration_choices": [None, "content-free"]}
+    real = Setting("PromptEnv/SST2-Select-v0", {"llm": "default", "task_options": {"few_shot_seed": 13}},
+                   seed=13, edit_id="PromptEnv/SST2-Edit-v0", test_limit=4,
+                   train_reward="accuracy_margin", edit_options=space)
+    row = run_policy(real, name, 15)
+    # the budget covers scored pairs and calibration premises alike; a calibrated final prompt
+    # reads its 3 content-free inputs once more at test time
+    assert 3 <= row["train_calls"] <= 15
+    assert row["eval_calls"] == 4 + (3 if row["final_prompt"]["calibration"] else 0)
+    curve = row["search_curve"]
+    assert len(curve["best"]) >= 2 and curve["best"] == sorted(curve["best"])
+    assert curve["distinct"] == sorted(curve["distinct"]) and curve["distinct"][-1] <= 15
+    assert row["final_prompt"]["calibration"] in (None, "content-free")
+    row["task"] = "sst2"
+    plot_search_curves([row, {**row, "seed": 14}], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000

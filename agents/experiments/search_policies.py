@@ -102,6 +102,8 @@ UNTRIED_EDIT_Q = -0.01
 """Initial Q of an edit not tried yet (the stop action starts at 0): where it has learned
 nothing the greedy learner stops instead of wandering through unscored prompts, so every
 new prompt it pays for is one epsilon-step away from the best path it knows."""
+PREMISES = 3
+"""The most calls a new prompt's calibration adds (its content-free inputs)."""
 REVISITS_PER_CALL = 25
 """With a fixed minibatch, edit steps (most of them free revisits) allowed per prompt the
 budget pays for: a cap for a learner that stops finding new prompts."""
@@ -151,6 +153,8 @@ def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
         # the greedy episode: a reset and an edit per step, each a new prompt at worst; on a
         # fixed minibatch it follows edits of known value only (memory answers them: free)
         reserve = 0 if deterministic else (1 + int(env.unwrapped.max_edits)) * m
+        calibrated = bool(env.unwrapped.calibrations or env.unwrapped.calibration)
+        premises = PREMISES if calibrated else 0
         new_prompts = max(0, (budget - reserve) // m)
         steps = new_prompts * (REVISITS_PER_CALL if deterministic else 1)
         agent = make_agent(agent_name, env, **q_learner_kwargs(env, agent_name, setting.seed,
@@ -164,9 +168,9 @@ def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
             def callback(step: int, reward: float, info: dict[str, Any]) -> bool:
                 spent = read_usage(env).get("env_calls", 0)
                 reporter.update(bar, completed=spent, status=describe_status(env.curve))
-                # the next edit (and, on resampled minibatches, a reset after it), and the
-                # greedy episode, must still fit
-                return spent + (1 if deterministic else 2) * m + reserve <= budget
+                # the next edit (and, on resampled minibatches, a reset after it; a calibrated
+                # prompt's premises), and the greedy episode, must still fit
+                return spent + (1 if deterministic else 2) * m + premises + reserve <= budget
 
             if steps >= 2 and 3 * m + reserve <= budget:
                 log = agent.learn(env, steps, seed=setting.seed, callback=callback)

@@ -52,7 +52,9 @@ class PromptEditEnv(PromptEnvBase):
 
     `score(prompt after) - score(prompt before)` where score is the mean of
     the reward (default: the task's metric) over the episode's minibatch,
-    computed in one batched LLM call per step. The episode return is
+    computed in one batched LLM call per step (a calibrated prompt also pays, once, for
+    the inputs its calibration reads: 3 content-free inputs, or 1 PMI premise; those
+    count in `budget` and `info["llm_calls"]`). The episode return is
     therefore final score - initial score (minus penalties for invalid
     edits). `info["score"]` is the current prompt's score. With
     `fixed_minibatch=True` the reward is a deterministic function of the two
@@ -156,6 +158,7 @@ class PromptEditEnv(PromptEnvBase):
         self.minibatch_size = len(self.examples) if minibatch_size is None else minibatch_size
         self.fixed_minibatch = fixed_minibatch
         self._memo: dict[Prompt, tuple[float, list[Any]]] = {}  # fixed minibatch: every prompt scored
+        self._calibrated: set[Prompt] = set()  # prompts whose calibration premises this env paid for
         self.n_slots = n_slots
         self.invalid_penalty = float(invalid_penalty)
         self.tabular = tabular
@@ -321,15 +324,30 @@ class PromptEditEnv(PromptEnvBase):
             score, self._last_outcomes = self._memo[key]
             return score
         pairs = [(prompt, self.examples[i]) for i in self._batch]
-        if not self.budget_allows(len(pairs)):
+        premises = self._premise_calls(prompt)
+        if not self.budget_allows(len(pairs) + premises):
             return None
         outcomes = self.run_pairs(pairs)
         self.charge([o.prompt_text for o in outcomes])
+        self.calls_used += premises
+        self.episode_calls += premises
+        if premises:
+            self._calibrated.add(key)
         self._last_outcomes = outcomes
         score = float(np.mean([o.score for o in outcomes]))
         if self.fixed_minibatch:
             self._memo[key] = (score, outcomes)
         return score
+
+    def _premise_calls(self, prompt: Prompt) -> int:
+        """LLM calls of calibrating ``prompt`` that this env has not paid yet: its content-free
+        inputs (or PMI premise), asked once per prompt (see ``prompt_env.calibration``)."""
+        from prompt_env.calibration import CONTENT_FREE_INPUTS
+
+        method = prompt.calibration or self.calibration
+        if method is None or dataclasses.replace(prompt, name="") in self._calibrated:
+            return 0
+        return len(CONTENT_FREE_INPUTS) if method == "content-free" else 1
 
     # -------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
