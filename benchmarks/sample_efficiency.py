@@ -4,11 +4,17 @@
 
 For SST-2 and AG News on the 16-shot splits of seeds 13, 21, 42, 87 and 100, the reference
 is **exhaustive dev evaluation**: every pool prompt on every dev input (K x n_dev calls), whose
-best prompt is what best-fixed-on-dev picks. Each bandit of this package then searches the
-same pool on the Select env over the *dev* split (one LLM call per pull: a pool prompt on a
-random dev input, reward ``--reward``), with a budget of a fraction of the exhaustive cost,
-and names its best arm. Its *dev accuracy* (read from the exhaustive dev table) is compared
+best prompt is what best-fixed-on-dev picks. Each method gets a budget of a fraction of that
+cost and names one prompt; its *dev accuracy* (read from the exhaustive dev table) is compared
 with the best prompt's: a run succeeds when it is within ``--tolerance`` points.
+
+- ``successive-halving``, ``ucb1``: this package's bandits search the pool on the Select env
+  over the *dev* split (one LLM call per pull: a pool prompt on a random dev input, reward
+  ``--reward``) and name their best arm;
+- ``paired-subset``: every pool prompt on the same random, label-balanced subset of
+  ``fraction x n_dev`` dev inputs (common random numbers), the best by ``accuracy_margin`` (accuracy, ties broken by
+  the margin) is named: best-fixed-on-dev on a smaller dev set. Read from the dev table of
+  that reward (the same (prompt, input) pairs), its cost is K x the subset size.
 
 Every pull is a real env step on the real default model (answered from the response cache
 once the dev table is computed: the table and the bandits ask for the same pairs). Each
@@ -45,7 +51,7 @@ from agents.progress import ProgressReporter  # noqa: E402
 
 TASKS = ("sst2", "agnews")
 SEEDS = (13, 21, 42, 87, 100)
-BANDITS = ("successive-halving", "ucb1")
+BANDITS = ("successive-halving", "ucb1", "paired-subset")
 FRACTIONS = (0.05, 0.1, 0.2, 0.3)
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sample_efficiency"
 
@@ -84,16 +90,39 @@ def search(setting: Setting, bandit: str, budget: int, seed: int, reward: str) -
     return int(agent.best_arm()), {key: after[key] - before.get(key, 0) for key in ("env_calls", "distinct")}
 
 
-def run_cell(setting: Setting, dev: np.ndarray, bandit: str, fraction: float,
+def balanced_subset(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` dev rows drawn at random, as evenly over the labels as ``size`` allows."""
+    by_label = [rng.permutation(np.flatnonzero(labels == y)) for y in np.unique(labels)]
+    order = [rows[i] for i in range(max(len(r) for r in by_label)) for rows in by_label if i < len(rows)]
+    return np.array(order[:size])
+
+
+def paired_subset(tiebroken: np.ndarray, labels: np.ndarray, fraction: float,
+                  seed: int) -> tuple[int, dict[str, int]]:
+    """The best pool prompt by mean ``accuracy_margin`` on one random, label-balanced dev
+    subset, and its cost."""
+    n_dev, k = tiebroken.shape
+    size = max(1, int(fraction * n_dev))
+    rows = balanced_subset(labels, size, np.random.default_rng(seed))
+    return int(np.argmax(tiebroken[rows].mean(axis=0))), {"env_calls": k * size, "distinct": k * size}
+
+
+def run_cell(setting: Setting, dev: np.ndarray, tiebroken: np.ndarray, bandit: str, fraction: float,
              args: argparse.Namespace) -> dict[str, Any]:
+    labels = np.array([int(e.label) for e in setting.select_env().task.split("dev")])
     n_dev, k = dev.shape
     exhaustive = n_dev * k
-    budget = max(k, int(round(fraction * exhaustive)))
+    budget = (k * max(1, int(fraction * n_dev)) if bandit == "paired-subset"
+              else max(k, int(round(fraction * exhaustive))))
     accuracy = dev.mean(axis=0) * 100
     best = float(accuracy.max())
     gaps, calls, distinct, arms = [], [], [], []
     for repeat in range(args.repeats):
-        arm, usage = search(setting, bandit, budget, 1000 * setting.seed + repeat, args.reward)
+        seed = 1000 * setting.seed + repeat
+        if bandit == "paired-subset":
+            arm, usage = paired_subset(tiebroken, labels, fraction, seed)
+        else:
+            arm, usage = search(setting, bandit, budget, seed, args.reward)
         gaps.append(best - float(accuracy[arm]))
         calls.append(usage["env_calls"])
         distinct.append(usage["distinct"])
@@ -104,7 +133,7 @@ def run_cell(setting: Setting, dev: np.ndarray, bandit: str, fraction: float,
             "success_rate": float(np.mean(gaps_array <= args.tolerance + 1e-9)),
             "mean_gap": round(float(gaps_array.mean()), 2), "calls_mean": float(np.mean(calls)),
             "distinct_mean": float(np.mean(distinct)), "arms": arms, "repeats": args.repeats,
-            "reward": args.reward}
+            "reward": "accuracy_margin" if bandit == "paired-subset" else args.reward}
 
 
 def report(rows: list[dict[str, Any]], out: Path) -> str:
@@ -138,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.jsonl"
     rows = read_jsonl(path) if path.exists() else []
-    done = {(r["task"], r["seed"], r["bandit"], r["fraction"], r["reward"]) for r in rows}
+    done = {(r["task"], r["seed"], r["bandit"], r["fraction"]) for r in rows}
     tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
     bandits, fractions = args.bandits.split(","), [float(f) for f in args.fractions.split(",")]
     reporter = ProgressReporter()
@@ -149,13 +178,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             for seed in seeds:
                 setting = setting_for(task, seed, data_dir)
                 setting.reporter = reporter
-                dev = None
+                dev = tiebroken = None
                 for bandit in bandits:
                     for fraction in fractions:
-                        if (task, seed, bandit, fraction, args.reward) not in done:
+                        if (task, seed, bandit, fraction) not in done:
                             if dev is None:
                                 dev = setting.tables().dev  # the exhaustive evaluation (accuracy)
-                            row = {"task": task, "seed": seed, **run_cell(setting, dev, bandit, fraction, args)}
+                                tiebroken = setting.select_env().score_table("dev", reward="accuracy_margin")
+                            row = {"task": task, "seed": seed,
+                                   **run_cell(setting, dev, tiebroken, bandit, fraction, args)}
                             append_jsonl(path, row)
                             rows.append(row)
                         finished += 1

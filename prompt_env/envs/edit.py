@@ -32,8 +32,8 @@ class PromptEditEnv(PromptEnvBase):
     One flattened `Discrete(N)`, in this order: set instruction i (for each
     instruction of the pool), put candidate train example j into slot k,
     clear slot k, swap slots k and l, set template t, set verbalizer v
-    (classification only), set calibration c (with `calibration_choices`), stop. `env.unwrapped.action_meanings()` names
-    them. Invalid edits (an example already in the prompt, clearing an
+    (classification only), set calibration c (with `calibration_choices`), stop.
+    `env.unwrapped.action_meanings()` names them. Invalid edits (an example already in the prompt, clearing an
     empty slot, re-setting the current part) are masked in
     `info["action_mask"]` (int8) and by `action_masks()` (sb3-contrib's
     convention); taken anyway, they are a no-op with reward
@@ -42,11 +42,13 @@ class PromptEditEnv(PromptEnvBase):
     ## Observation Space
 
     `Box(0, 1, (D,), float32)`: one-hots of the current instruction, each
-    slot's example (or empty), template and verbalizer, the fraction of the
-    edit budget used, and the mean hashed bag-of-words of the episode's
-    minibatch (the task context, rescaled to [0, 1]). The `-Tabular` variant observes
-    `Discrete(M)`: the mixed-radix id of (instruction, slots, template,
-    verbalizer), for tabular Q-learning on small pools.
+    slot's example (or empty), template, verbalizer (and calibration, with
+    `calibration_choices`), the fraction of the edit budget used, and the mean
+    hashed bag-of-words of the episode's minibatch (the task context, rescaled to
+    [0, 1]). The `-Tabular` variant observes `Discrete(M)`: the mixed-radix id of
+    the configuration (instruction, slots, template, verbalizer, calibration), for
+    tabular Q-learning (`TabularQAgent` keeps rows for visited states only when M
+    is large).
 
     ## Rewards
 
@@ -100,7 +102,8 @@ class PromptEditEnv(PromptEnvBase):
     `prompt_env.prompts.Prompt`: what a finished episode returns). Search over the same space:
     `prompt_space()` (option counts; the initial configuration, a dict of part indices, slot -1
     empty), `prompt_of(config)` and `score_config(config)` (its score on this episode's minibatch,
-    state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted).
+    state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted);
+    the space itself is `env.unwrapped.space` (`prompt_env.envs.edit_space.EditSpace`).
 
     ## Registered Configurations
 
@@ -109,7 +112,9 @@ class PromptEditEnv(PromptEnvBase):
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version; later, without changing any default: `fixed_minibatch`,
+      `n_candidates=None`, `minibatch_size=None`, `calibration_choices`,
+      `reset(options={"prompt": ...})`.
     """
 
     metadata = {**PromptEnvBase.metadata, "prompt_env_kind": "edit"}
