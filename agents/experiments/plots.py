@@ -92,6 +92,21 @@ def plot_score_vs_cost(rows: Sequence[dict[str, Any]], path: Path, cost: str = "
     _save(fig, path)
 
 
+def band(ax: Any, x: np.ndarray, runs: np.ndarray, color: Any, policy: str) -> None:
+    """The mean of ``runs`` (one row per seed) as a line, their min-max as a band."""
+    ax.plot(x, runs.mean(axis=0), color=color, linewidth=2, label=f"{policy} ({len(runs)})")
+    if len(runs) > 1:
+        ax.fill_between(x, runs.min(axis=0), runs.max(axis=0), color=color, alpha=0.15)
+
+
+def label_axes(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="policy (seeds)", title_fontsize=8)
+
+
 def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Training reward (moving mean, mean over seeds, min-max band) vs LLM calls, per task;
     policies whose training reward means something else (edit, search) in panels of their own."""
@@ -109,18 +124,10 @@ def plot_learning_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
             runs = curves[key][policy]
             n = min(len(c["reward"]) for c in runs)
             calls = np.mean([c["llm_calls"][:n] for c in runs], axis=0)
-            reward = np.array([c["reward"][:n] for c in runs])
-            ax.plot(calls, reward.mean(axis=0), color=colors[policy], linewidth=2,
-                    label=f"{policy} ({len(runs)})")
-            if len(runs) > 1:
-                ax.fill_between(calls, reward.min(axis=0), reward.max(axis=0),
-                                color=colors[policy], alpha=0.15)
+            band(ax, calls, np.array([c["reward"][:n] for c in runs]), colors[policy], policy)
         rewards = sorted({str(r.get("train_reward")) for r in rows if r["task"] == key[0]})
-        ax.set_title(f"{key[0]}, {key[1]}")
-        ax.set_xlabel("LLM calls requested by the env (training)")
-        ax.set_ylabel(f"training reward ({', '.join(rewards)}), moving mean")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="policy (seeds)", title_fontsize=8)
+        label_axes(ax, f"{key[0]}, {key[1]}", "LLM calls requested by the env (training)",
+                   f"training reward ({', '.join(rewards)}), moving mean")
     if not panels:
         axes[0][0].text(0.5, 0.5, "no learned policies in these rows", ha="center", va="center")
     fig.tight_layout()
@@ -144,16 +151,11 @@ def plot_search_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
             runs = by_task[task][policy]
             end = min(c["distinct"][-1] for c in runs)
             grid = np.linspace(min(c["distinct"][0] for c in runs), end, 100)
-            best = np.array([np.interp(grid, c["distinct"], c["best"]) for c in runs])
-            ax.plot(grid, best.mean(axis=0), color=colors[policy], linewidth=2, label=f"{policy} ({len(runs)})")
-            if len(runs) > 1:
-                ax.fill_between(grid, best.min(axis=0), best.max(axis=0), color=colors[policy], alpha=0.12)
+            band(ax, grid, np.array([np.interp(grid, c["distinct"], c["best"]) for c in runs]),
+                 colors[policy], policy)
         rewards = sorted({str(r.get("train_reward")) for r in rows if r["task"] == task})
-        ax.set_title(f"{task}: best prompt found so far")
-        ax.set_xlabel("distinct (prompt, input) pairs scored (training)")
-        ax.set_ylabel(f"dev minibatch score ({', '.join(rewards)})")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="policy (seeds)", title_fontsize=8)
+        label_axes(ax, f"{task}: best prompt found so far", "distinct (prompt, input) pairs scored (training)",
+                   f"dev minibatch score ({', '.join(rewards)})")
     if not tasks:
         axes[0][0].text(0.5, 0.5, "no edit or search policies in these rows", ha="center", va="center")
     fig.tight_layout()

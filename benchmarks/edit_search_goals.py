@@ -1,0 +1,106 @@
+"""Issue #13's goal lines, answered from committed harness rows (no LLM calls).
+
+    python benchmarks/edit_search_goals.py benchmarks/results/edit_search/results.jsonl
+
+Per task, from the rows of ``benchmarks/configs/edit_search.toml``:
+
+1. each Q-learner (``edit-tabular-q``, ``edit-dqn``; the rule Q(s,a) = r + gamma max Q(s',a'),
+   gamma 0.9, on the multi-step Edit env) against ``best-fixed-on-dev`` + 2 points: the mean
+   test accuracy over seeds, and the per-seed difference (mean ± sample std: the seeds share
+   the test subset, so the paired difference is what the claim rests on);
+2. the same Q-learner against each search baseline (random search, hill-climb, evolution) at
+   the same budget: paired differences, and the mean LLM calls and distinct pairs each spent;
+3. the cost columns are the rows' own (every requested call, and the distinct pairs).
+
+Prints Markdown tables; ``--out`` also writes them to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from agents.experiments.files import read_jsonl, save_text  # noqa: E402
+
+LEARNERS = ("edit-tabular-q", "edit-dqn")
+SEARCHES = ("random-search", "hill-climb", "evolution")
+BASELINE = "best-fixed-on-dev"
+MARGIN = 2.0
+"""Points over best-fixed-on-dev the learners must reach (goal 1)."""
+
+
+def by_seed(rows: Sequence[dict[str, Any]], task: str, policy: str) -> dict[int, dict[str, Any]]:
+    return {int(r["seed"]): r for r in rows if r["task"] == task and r["policy"] == policy}
+
+
+def paired(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> tuple[np.ndarray, list[int]]:
+    """Per-seed test-score differences a - b, in points, over the seeds both have."""
+    seeds = sorted(set(a) & set(b))
+    return np.array([100 * (a[s]["test_score"] - b[s]["test_score"]) for s in seeds]), seeds
+
+
+def spread(values: np.ndarray) -> str:
+    if len(values) == 0:
+        return "–"
+    std = f" ± {values.std(ddof=1):.1f}" if len(values) > 1 else ""
+    return f"{values.mean():+.1f}{std}"
+
+
+def task_report(rows: Sequence[dict[str, Any]], task: str) -> str:
+    base = by_seed(rows, task, BASELINE)
+    lines = [f"## {task}", "",
+             f"| Q-learner | test acc. (%) | {BASELINE} (%) | Δ vs {BASELINE} (points, per seed) | "
+             f"≥ +{MARGIN:g}? | seeds |", "|---|---:|---:|---:|---|---:|"]
+    for learner in LEARNERS:
+        runs = by_seed(rows, task, learner)
+        if not runs:
+            continue
+        diff, seeds = paired(runs, base)
+        mean = 100 * np.mean([runs[s]["test_score"] for s in seeds])
+        reference = 100 * np.mean([base[s]["test_score"] for s in seeds])
+        verdict = "yes" if mean >= reference + MARGIN else "no"
+        lines.append(f"| {learner} | {mean:.1f} | {reference:.1f} | {spread(diff)} | {verdict} | {len(seeds)} |")
+    lines += ["", "| Q-learner vs search | Δ test acc. (points, per seed) | wins / seeds | "
+              "calls (Q / search) | distinct pairs (Q / search) | at least as good? |",
+              "|---|---:|---:|---:|---:|---|"]
+    for learner in LEARNERS:
+        runs = by_seed(rows, task, learner)
+        for search in SEARCHES:
+            other = by_seed(rows, task, search)
+            diff, seeds = paired(runs, other)
+            if not seeds:
+                continue
+            calls = (np.mean([runs[s]["llm_calls"] for s in seeds]), np.mean([other[s]["llm_calls"] for s in seeds]))
+            pairs = (np.mean([runs[s]["distinct_pairs"] for s in seeds]),
+                     np.mean([other[s]["distinct_pairs"] for s in seeds]))
+            wins = int(np.sum(diff > 0))
+            lines.append(f"| {learner} vs {search} | {spread(diff)} | {wins} / {len(seeds)} | "
+                         f"{calls[0]:.0f} / {calls[1]:.0f} | {pairs[0]:.0f} / {pairs[1]:.0f} | "
+                         f"{'yes' if diff.mean() >= 0 else 'no'} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a harness results.jsonl")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
+    args = parser.parse_args(argv)
+    rows = read_jsonl(args.results)
+    tasks = sorted({r["task"] for r in rows}, key=lambda t: (t != "sst2", t))
+    text = "\n\n".join(task_report(rows, task) for task in tasks) + "\n"
+    print(text)
+    if args.out is not None:
+        save_text(text, args.out)
+
+
+if __name__ == "__main__":
+    main()
