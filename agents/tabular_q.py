@@ -72,6 +72,11 @@ class TabularQConfig:
     """A group id per action: exploration and ties while learning draw a group uniformly first,
     then an action of it (e.g. the kind of an Edit env's edit, so that the many exemplar
     edits do not crowd out the few instruction or verbalizer edits). None: uniform over actions."""
+    action_prior: bool = False
+    """Start the row of a state seen for the first time at each action's mean reward so far
+    (over every state where it was taken), instead of ``initial_q`` (kept for actions never
+    taken): what an action did elsewhere is the first guess of what it does here. The update
+    rule is unchanged; only new entries start from experience instead of a constant."""
     seed: int | None = None
     """Seed of the exploration generator and of the env's first reset when learn gets no seed."""
 
@@ -125,6 +130,9 @@ class TabularQAgent(Agent):
         self.rng = np.random.default_rng(config.seed)
         self.num_timesteps = 0
         self.groups = None if config.action_groups is None else np.asarray(config.action_groups, dtype=np.int64)
+        self.reward_sums = np.zeros(self.n_actions, dtype=np.float64)  # for action_prior
+        self.reward_counts = np.zeros(self.n_actions, dtype=np.int64)
+        self.started: set[int] = set()
         if self.groups is not None and self.groups.shape != (self.n_actions,):
             raise ValueError(f"action_groups needs one group per action ({self.n_actions}), got {len(self.groups)}")
 
@@ -184,11 +192,24 @@ class TabularQAgent(Agent):
         ``next_action_mask`` restricts the max over Q(s', .) to valid actions.
         """
         self.visits[state, action] += 1
-        max_next = masked_max(self.q_table[next_state], next_action_mask)
+        self.reward_sums[action] += reward
+        self.reward_counts[action] += 1
+        self.row(state)
+        max_next = masked_max(self.row(next_state), next_action_mask)
         td_target = reward + self.gamma * max_next * (1.0 - float(terminated))
         td_error = td_target - self.q_table[state, action]
         self.q_table[state, action] += self.step_size(state, action) * td_error
         return float(td_error)
+
+    def row(self, state: int) -> np.ndarray:
+        """Q(state, .); with ``action_prior``, started from the actions' mean rewards the
+        first time the state is seen."""
+        values = self.q_table[state]
+        if self.config.action_prior and state not in self.started:
+            self.started.add(state)
+            taken = self.reward_counts > 0
+            values[taken] = self.reward_sums[taken] / self.reward_counts[taken]
+        return values
 
     # -- acting ----------------------------------------------------------------
 
@@ -205,7 +226,7 @@ class TabularQAgent(Agent):
         mask = None if action_mask is None else np.asarray(action_mask, dtype=bool)
         if not greedy and self.rng.random() < self.config.epsilon_end:
             return random_action(self.rng, self.n_actions, mask)
-        return masked_argmax(self.q_table[state], mask)
+        return masked_argmax(self.row(state), mask)
 
     def greedy_policy(self) -> np.ndarray:
         """Greedy action of every state (ignores masks); a sparse table: of each visited state,
@@ -242,7 +263,7 @@ class TabularQAgent(Agent):
             if self.rng.random() < epsilon:
                 actions[i] = random_action(self.rng, self.n_actions, mask, self.groups)
             else:
-                actions[i] = masked_argmax(self.q_table[self._state(single_obs)], mask, self.rng, self.groups)
+                actions[i] = masked_argmax(self.row(self._state(single_obs)), mask, self.rng, self.groups)
         return actions
 
     def _observe(self, transition: Transition, log: TrainingLog) -> None:
@@ -259,6 +280,11 @@ class TabularQAgent(Agent):
         return {"n_states": self.n_states, "n_actions": self.n_actions, **asdict(self.config)}
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
+        prior = {"reward_sums": self.reward_sums, "reward_counts": self.reward_counts,
+                 "started": np.array(sorted(self.started), dtype=np.int64)} if self.config.action_prior else {}
+        return {**self._table_arrays(), **prior}
+
+    def _table_arrays(self) -> dict[str, np.ndarray]:
         if self.sparse:  # the visited states' rows (the visit table has the same states)
             states, q_rows = self.q_table.to_arrays()
             visits = np.stack([self.visits[s] for s in states]) if len(states) else np.zeros((0, self.n_actions), np.int64)
@@ -282,7 +308,7 @@ class TabularQAgent(Agent):
                 raise CheckpointError(f"{path}: a stored state is outside [0, {agent.n_states})")
             agent.q_table.load(states, arrays["q_rows"])
             agent.visits.load(states, arrays["visit_rows"])
-            return agent
+            return agent._load_prior(path, arrays)
         require_arrays(path, arrays, ["q_table", "visits"])
         expected = (agent.n_states, agent.n_actions)
         for name in ("q_table", "visits"):
@@ -292,4 +318,16 @@ class TabularQAgent(Agent):
                 )
         agent.q_table = arrays["q_table"].astype(np.float64)
         agent.visits = arrays["visits"].astype(np.int64)
-        return agent
+        return agent._load_prior(path, arrays)
+
+    def _load_prior(self, path: Path, arrays: dict[str, np.ndarray]) -> TabularQAgent:
+        """The action prior's statistics (``action_prior`` agents only)."""
+        if not self.config.action_prior:
+            return self
+        require_arrays(path, arrays, ["reward_sums", "reward_counts", "started"])
+        if arrays["reward_sums"].shape != (self.n_actions,) or arrays["reward_counts"].shape != (self.n_actions,):
+            raise CheckpointError(f"{path}: the action prior needs one sum and one count per action")
+        self.reward_sums = arrays["reward_sums"].astype(np.float64)
+        self.reward_counts = arrays["reward_counts"].astype(np.int64)
+        self.started = {int(s) for s in arrays["started"]}
+        return self

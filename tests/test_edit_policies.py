@@ -37,7 +37,7 @@ def test_greedy_chooser_edits_only_when_an_edit_beats_stopping() -> None:
     assert greedy_q_chooser(TableAgent([-0.1, 0.2, -0.3, 0.0]), stop)(0, masked) == stop
 
 
-@pytest.mark.parametrize("name", EDIT_POLICIES)
+@pytest.mark.parametrize("name", [*EDIT_POLICIES, "edit-tabular-q-prior"])
 def test_edit_q_learners_train_within_budget_and_repeat(name: str) -> None:
     fake = setting("fake")
     rows = [run_policy(fake, name, 120) for _ in range(2)]
@@ -76,7 +76,8 @@ SEARCH_SPACE = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_
                 "max_edits": 3}
 
 
-@pytest.mark.parametrize("name", ["edit-tabular-q", "hill-climb", "evolution", "random-search"])
+@pytest.mark.parametrize("name", ["edit-tabular-q", "edit-tabular-q-prior", "hill-climb", "evolution",
+                                  "random-search"])
 def test_search_space_policies_on_the_real_model(name: str, tmp_path) -> None:
     """The harness's edit-search setting (issue #13) in small: every train example offered,
     a fixed minibatch with remembered scores, label scores raw or calibrated by choice;

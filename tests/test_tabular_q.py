@@ -270,3 +270,22 @@ def test_action_groups_balance_exploration_over_kinds():
     assert masked_argmax(np.arange(10.0), None, rng, groups) == 9  # no tie: the best action
     with pytest.raises(ValueError, match="one group per action"):
         TabularQAgent(3, 10, action_groups=[0, 1])
+
+
+def test_action_prior_starts_new_states_from_what_actions_did_elsewhere(tmp_path):
+    """With action_prior, a state seen for the first time starts each action that has been
+    taken somewhere at its mean reward so far; the update rule itself is unchanged."""
+    agent = TabularQAgent(5, 3, learning_rate=1.0, gamma=0.5, initial_q=-0.01, action_prior=True)
+    agent.update(0, 1, 0.4, 1, terminated=False)  # s1 is new when bootstrapping: Q(1, 1) starts at 0.4
+    np.testing.assert_allclose(agent.q_table[1], [-0.01, 0.4, -0.01])
+    assert agent.q_table[0, 1] == pytest.approx(0.4 + 0.5 * 0.4)  # the rule, with the prior in max Q(s', .)
+    agent.update(1, 2, -0.2, 2, terminated=True)
+    np.testing.assert_allclose(agent.row(3), [-0.01, 0.4, -0.2])  # first seen now: both priors
+    agent.q_table[3, 1] = 1.0
+    assert agent.row(3)[1] == 1.0  # a started row is never reset
+    path = agent.save(tmp_path / "prior.safetensors", env_id="toy")
+    loaded = TabularQAgent.load(path)
+    assert loaded.started == agent.started and loaded.reward_counts.tolist() == [0, 1, 1]
+    plain = TabularQAgent(5, 3, initial_q=-0.01)
+    plain.update(0, 1, 0.4, 1, terminated=False)
+    np.testing.assert_allclose(plain.q_table[1], [-0.01, -0.01, -0.01])

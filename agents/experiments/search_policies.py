@@ -125,7 +125,7 @@ def edit_kinds(meanings: list[str]) -> list[int]:
 
 
 def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
-                     deterministic: bool) -> dict[str, Any]:
+                     deterministic: bool, action_prior: bool = False) -> dict[str, Any]:
     """Hyperparameters of an Edit-env Q-learner for a run that can score ``new_prompts`` prompts."""
     kwargs = {**agent_defaults(env, agent_name), "seed": seed}
     if agent_name == "tabular-q" and deterministic:
@@ -134,7 +134,8 @@ def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
         meanings = env.unwrapped.action_meanings()
         kwargs.update(learning_rate=1.0, epsilon_start=FIXED_MINIBATCH_EPSILON,
                       epsilon_end=FIXED_MINIBATCH_EPSILON, action_groups=edit_kinds(meanings),
-                      initial_q=[0.0 if m == "stop" else UNTRIED_EDIT_Q for m in meanings])
+                      initial_q=[0.0 if m == "stop" else UNTRIED_EDIT_Q for m in meanings],
+                      action_prior=action_prior)
     if agent_name == "dqn":  # a few dozen scored prompts at most: learn from the first ones
         kwargs.update(learning_starts=min(kwargs["learning_starts"], max(4, new_prompts // 5)),
                       batch_size=min(kwargs["batch_size"], max(4, new_prompts // 5)),
@@ -142,7 +143,7 @@ def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
     return kwargs
 
 
-def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
+def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Setting, int], PolicyResult]:
     def run(setting: Setting, budget: int) -> PolicyResult:
         tabular = agent_name == "tabular-q"
         env = CurveRecorder(setting.make(setting.edit_id,
@@ -158,7 +159,7 @@ def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
         new_prompts = max(0, (budget - reserve) // m)
         steps = new_prompts * (REVISITS_PER_CALL if deterministic else 1)
         agent = make_agent(agent_name, env, **q_learner_kwargs(env, agent_name, setting.seed,
-                                                                new_prompts, deterministic))
+                                                                new_prompts, deterministic, action_prior))
         before, start = read_usage(env), time.perf_counter()
         reporter = reporter_for(setting.reporter or False)
         log = None
@@ -201,7 +202,7 @@ def _edit_q_runner(agent_name: str) -> Callable[[Setting, int], PolicyResult]:
                                    "search_score": scores[best], "start_score": scores[0],
                                    "search_curve": search_curve(visited, first)})
 
-    run.__name__ = f"run_edit_{agent_name.replace('-', '_')}"
+    run.__name__ = f"run_edit_{agent_name.replace('-', '_')}{'_prior' if action_prior else ''}"
     return run
 
 
@@ -217,6 +218,10 @@ for _name, _method in SEARCH_METHODS.items():
 register_policy(Policy("edit-tabular-q", "agent",
                        "tabular Q-learning (gamma 0.9) editing the manual prompt on the Edit-Tabular env",
                        _edit_q_runner("tabular-q")))
+register_policy(Policy("edit-tabular-q-prior", "agent",
+                       "edit-tabular-q whose new states start each edit at its mean reward elsewhere "
+                       "(action_prior: what an edit did in other prompts is the first guess here)",
+                       _edit_q_runner("tabular-q", action_prior=True)))
 register_policy(Policy("edit-dqn", "agent",
                        "DQN with action masks (gamma 0.9) editing the manual prompt on the Edit env",
                        _edit_q_runner("dqn")))
