@@ -10,7 +10,11 @@ Per task, from the rows of ``benchmarks/configs/edit_search.toml``:
    the test subset, so the paired difference is what the claim rests on);
 2. the same Q-learner against each search baseline (random search, hill-climb, evolution) at
    the same budget: paired differences, and the mean LLM calls and distinct pairs each spent;
-3. the cost columns are the rows' own (every requested call, and the distinct pairs).
+3. the cost columns are the rows' own (every requested call, and the distinct pairs);
+4. the cost of *finding*: on each seed, the best dev accuracy any searching policy reached on
+   the shared fixed minibatch, and per policy how often and after how many distinct pairs its
+   search curve first reached it (dev accuracy is read off the ``accuracy_margin`` score: the
+   margin term moves it by less than half an input).
 
 Prints Markdown tables; ``--out`` also writes them to a file.
 """
@@ -55,6 +59,51 @@ def spread(values: np.ndarray) -> str:
     return f"{values.mean():+.1f}{std}"
 
 
+SEARCHERS = (*SEARCHES, *LEARNERS, "edit-tabular-q-prior")
+
+
+def dev_correct(score: float, n: int) -> int:
+    """Dev inputs answered right, from an ``accuracy_margin`` score on ``n`` inputs."""
+    return int(round(score * n))
+
+
+def finding_report(rows: Sequence[dict[str, Any]], task: str) -> list[str]:
+    """Goal 4 of the tables: how soon each searcher reaches the seed's best dev accuracy."""
+    curves = {(int(r["seed"]), r["policy"]): r["search_curve"] for r in rows
+              if r["task"] == task and r["policy"] in SEARCHERS and r.get("search_curve")}
+    if not curves:
+        return []
+    size = {int(r["seed"]): r["edit_options"].get("minibatch_size") for r in rows if r["task"] == task}
+    n_dev: dict[int, int] = {}  # the start prompt costs one pass over the minibatch (the least first point)
+    for (seed, _), curve in curves.items():
+        n_dev[seed] = min(n_dev.get(seed, 1 << 30), int(round(curve["distinct"][0])))
+    target = {}
+    for (seed, _), curve in curves.items():
+        n = size.get(seed) or n_dev[seed]
+        target[seed] = max(target.get(seed, 0), dev_correct(max(curve["best"]), n))
+    lines = ["", "| searcher | reached the seed's best dev accuracy | distinct pairs to reach it "
+             "(mean; a run that never did counts its whole search, marked ≥) | best dev accuracy, mean (inputs right) | seeds |",
+             "|---|---:|---:|---:|---:|"]
+    for policy in SEARCHERS:
+        seeds = sorted(seed for seed, name in curves if name == policy)
+        if not seeds:
+            continue
+        hits, costs, found = 0, [], []
+        for seed in seeds:
+            curve, n = curves[seed, policy], size.get(seed) or n_dev[seed]
+            right = [dev_correct(v, n) for v in curve["best"]]
+            found.append(max(right))
+            first = next((i for i, k in enumerate(right) if k >= target[seed]), None)
+            if first is not None:
+                hits += 1
+                costs.append(curve["distinct"][first])
+            else:  # censored: it spent its whole search without reaching it
+                costs.append(curve["distinct"][-1])
+        cost = f"{'≥ ' if hits < len(seeds) else ''}{np.mean(costs):.0f}"
+        lines.append(f"| {policy} | {hits} / {len(seeds)} | {cost} | {np.mean(found):.1f} | {len(seeds)} |")
+    return lines
+
+
 def task_report(rows: Sequence[dict[str, Any]], task: str) -> str:
     base = by_seed(rows, task, BASELINE)
     lines = [f"## {task}", "",
@@ -86,6 +135,7 @@ def task_report(rows: Sequence[dict[str, Any]], task: str) -> str:
             lines.append(f"| {learner} vs {search} | {spread(diff)} | {wins} / {len(seeds)} | "
                          f"{calls[0]:.0f} / {calls[1]:.0f} | {pairs[0]:.0f} / {pairs[1]:.0f} | "
                          f"{'yes' if diff.mean() >= 0 else 'no'} |")
+    lines += finding_report(rows, task)
     return "\n".join(lines)
 
 
