@@ -78,11 +78,15 @@ SEARCH_SPACE = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_
 
 @pytest.mark.parametrize("name", ["edit-tabular-q", "edit-tabular-q-prior", "hill-climb", "evolution",
                                   "random-search"])
-def test_search_space_policies_on_the_real_model(name: str, tmp_path) -> None:
+def test_search_space_policies_on_the_real_model(name: str, tmp_path, shared_data_dir,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness's edit-search setting (issue #13) in small: every train example offered,
     a fixed minibatch with remembered scores, label scores raw or calibrated by choice;
-    at most budget // 3 new prompts; a search curve that never decreases."""
+    at most budget // 3 new prompts; a search curve that never decreases. Real SST-2 (the
+    shared data; skipped where it is absent) and the real default model."""
     from agents.experiments.plots import plot_search_curves
+
+    monkeypatch.setenv("PROMPT_ENV_DATA", str(shared_data_dir))
 
     space = {**SEARCH_SPACE, "calibration_choices": [None, "content-free"]}
     real = Setting("PromptEnv/SST2-Select-v0", {"llm": "default", "task_options": {"few_shot_seed": 13}},
