@@ -73,14 +73,17 @@ def finding_report(rows: Sequence[dict[str, Any]], task: str) -> list[str]:
               if r["task"] == task and r["policy"] in SEARCHERS and r.get("search_curve")}
     if not curves:
         return []
+    # minibatch size per seed: the config's, else (all of dev) what the start prompt cost,
+    # the least first point among the seed's curves
     size = {int(r["seed"]): r["edit_options"].get("minibatch_size") for r in rows if r["task"] == task}
-    n_dev: dict[int, int] = {}  # the start prompt costs one pass over the minibatch (the least first point)
+    first_cost: dict[int, int] = {}
     for (seed, _), curve in curves.items():
-        n_dev[seed] = min(n_dev.get(seed, 1 << 30), int(round(curve["distinct"][0])))
-    target = {}
-    for (seed, _), curve in curves.items():
-        n = size.get(seed) or n_dev[seed]
-        target[seed] = max(target.get(seed, 0), dev_correct(max(curve["best"]), n))
+        first_cost[seed] = min(first_cost.get(seed, 1 << 30), int(round(curve["distinct"][0])))
+    right = {(seed, policy): [dev_correct(v, size.get(seed) or first_cost[seed]) for v in curve["best"]]
+             for (seed, policy), curve in curves.items()}
+    target: dict[int, int] = {}
+    for (seed, _), counts in right.items():
+        target[seed] = max(target.get(seed, 0), max(counts))
     lines = ["", "| searcher | reached the seed's best dev accuracy | distinct pairs to reach it "
              "(mean; a run that never did counts its whole search, marked ≥) | best dev accuracy, mean (inputs right) | seeds |",
              "|---|---:|---:|---:|---:|"]
@@ -88,19 +91,15 @@ def finding_report(rows: Sequence[dict[str, Any]], task: str) -> list[str]:
         seeds = sorted(seed for seed, name in curves if name == policy)
         if not seeds:
             continue
-        hits, costs, found = 0, [], []
+        hits, costs = 0, []
         for seed in seeds:
-            curve, n = curves[seed, policy], size.get(seed) or n_dev[seed]
-            right = [dev_correct(v, n) for v in curve["best"]]
-            found.append(max(right))
-            first = next((i for i, k in enumerate(right) if k >= target[seed]), None)
-            if first is not None:
-                hits += 1
-                costs.append(curve["distinct"][first])
-            else:  # censored: it spent its whole search without reaching it
-                costs.append(curve["distinct"][-1])
+            distinct, counts = curves[seed, policy]["distinct"], right[seed, policy]
+            first = next((i for i, k in enumerate(counts) if k >= target[seed]), None)
+            hits += first is not None
+            costs.append(distinct[-1] if first is None else distinct[first])  # None: censored
         cost = f"{'≥ ' if hits < len(seeds) else ''}{np.mean(costs):.0f}"
-        lines.append(f"| {policy} | {hits} / {len(seeds)} | {cost} | {np.mean(found):.1f} | {len(seeds)} |")
+        found = np.mean([max(right[seed, policy]) for seed in seeds])
+        lines.append(f"| {policy} | {hits} / {len(seeds)} | {cost} | {found:.1f} | {len(seeds)} |")
     return lines
 
 
