@@ -14,7 +14,12 @@ with the best prompt's: a run succeeds when it is within ``--tolerance`` points.
 - ``paired-subset``: every pool prompt on the same random, label-balanced subset of
   ``fraction x n_dev`` dev inputs (common random numbers), the best by ``accuracy_margin`` (accuracy, ties broken by
   the margin) is named: best-fixed-on-dev on a smaller dev set. Read from the dev table of
-  that reward (the same (prompt, input) pairs), its cost is K x the subset size.
+  that reward (the same (prompt, input) pairs), its cost is K x the subset size;
+- ``paired-halving``: successive halving with common random numbers. Every surviving prompt is
+  scored on the same label-balanced dev inputs; each of the ceil(log2 K) rounds spends about an
+  equal share of the budget on new inputs for the survivors and keeps the better half by mean
+  ``accuracy_margin`` over every input seen so far. Read from the same dev table; its cost is
+  the pairs it reads (at most the budget).
 
 Every pull is a real env step on the real default model (answered from the response cache
 once the dev table is computed: the table and the bandits ask for the same pairs). Each
@@ -51,7 +56,7 @@ from agents.progress import ProgressReporter  # noqa: E402
 
 TASKS = ("sst2", "agnews")
 SEEDS = (13, 21, 42, 87, 100)
-BANDITS = ("successive-halving", "ucb1", "paired-subset")
+BANDITS = ("successive-halving", "ucb1", "paired-subset", "paired-halving")
 FRACTIONS = (0.05, 0.1, 0.2, 0.3)
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sample_efficiency"
 
@@ -107,6 +112,29 @@ def paired_subset(tiebroken: np.ndarray, labels: np.ndarray, fraction: float,
     return int(np.argmax(tiebroken[rows].mean(axis=0))), {"env_calls": k * size, "distinct": k * size}
 
 
+def paired_halving(tiebroken: np.ndarray, labels: np.ndarray, budget: int,
+                   seed: int) -> tuple[int, dict[str, int]]:
+    """Successive halving over the pool on shared, label-balanced dev inputs (common random
+    numbers): the prompt it keeps and the (prompt, input) pairs it read, at most ``budget``."""
+    n_dev, k = tiebroken.shape
+    order = balanced_subset(labels, n_dev, np.random.default_rng(seed))
+    rounds = max(1, int(np.ceil(np.log2(k))))
+    alive, seen, used = np.arange(k), 0, 0
+    for round_ in range(rounds):
+        if len(alive) == 1:
+            break
+        share = (budget - used) // (rounds - round_)  # the rest of the budget, split evenly
+        add = min(n_dev - seen, max(1, share // len(alive)))
+        if used + add * len(alive) > budget or add == 0:
+            break
+        seen, used = seen + add, used + add * len(alive)
+        means = tiebroken[order[:seen]][:, alive].mean(axis=0)
+        keep = 1 if round_ == rounds - 1 else int(np.ceil(len(alive) / 2))
+        alive = alive[np.argsort(-means, kind="stable")[:keep]]
+    # survivors are sorted best first on what was read (if the budget ran out early)
+    return int(alive[0]), {"env_calls": used, "distinct": used}
+
+
 def run_cell(setting: Setting, dev: np.ndarray, tiebroken: np.ndarray, bandit: str, fraction: float,
              args: argparse.Namespace) -> dict[str, Any]:
     labels = np.array([int(e.label) for e in setting.select_env().task.split("dev")])
@@ -121,6 +149,8 @@ def run_cell(setting: Setting, dev: np.ndarray, tiebroken: np.ndarray, bandit: s
         seed = 1000 * setting.seed + repeat
         if bandit == "paired-subset":
             arm, usage = paired_subset(tiebroken, labels, fraction, seed)
+        elif bandit == "paired-halving":
+            arm, usage = paired_halving(tiebroken, labels, budget, seed)
         else:
             arm, usage = search(setting, bandit, budget, seed, args.reward)
         gaps.append(best - float(accuracy[arm]))
@@ -133,7 +163,7 @@ def run_cell(setting: Setting, dev: np.ndarray, tiebroken: np.ndarray, bandit: s
             "success_rate": float(np.mean(gaps_array <= args.tolerance + 1e-9)),
             "mean_gap": round(float(gaps_array.mean()), 2), "calls_mean": float(np.mean(calls)),
             "distinct_mean": float(np.mean(distinct)), "arms": arms, "repeats": args.repeats,
-            "reward": "accuracy_margin" if bandit == "paired-subset" else args.reward}
+            "reward": "accuracy_margin" if bandit.startswith("paired-") else args.reward}
 
 
 def report(rows: list[dict[str, Any]], out: Path) -> str:
@@ -191,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                             rows.append(row)
                         finished += 1
                         reporter.update(bar, completed=finished)
-    print(report(rows, args.out))
+    # re-read: another process (one per task or seed) may have appended rows meanwhile
+    print(report(read_jsonl(path), args.out))
 
 
 if __name__ == "__main__":

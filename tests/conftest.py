@@ -44,11 +44,21 @@ def default_llm(default_backend, tmp_path):
 @pytest.fixture(scope="session")
 def harness():
     """``benchmarks/run.py`` imported as a module (it is a script, not a package)."""
+    return _benchmark_script("run.py", "benchmark_harness")
+
+
+@pytest.fixture(scope="session")
+def sample_efficiency():
+    """``benchmarks/sample_efficiency.py`` imported as a module."""
+    return _benchmark_script("sample_efficiency.py", "benchmark_sample_efficiency")
+
+
+def _benchmark_script(filename: str, name: str):
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
-    spec = importlib.util.spec_from_file_location("benchmark_harness", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / filename
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
