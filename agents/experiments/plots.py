@@ -66,14 +66,22 @@ def plot_score_vs_cost(rows: Sequence[dict[str, Any]], path: Path, cost: str = "
     summary = summarize(rows)
     colors = _colors(sorted({r["policy"] for r in rows}))
     markers = "osD^v<>ph*"
-    width = 5.5 * max(1, len(summary)) + 1.5
+    seeds = {task: max(len(e["seeds"]) for e in entries) for task, entries in summary.items()}
+
+    def label(e: dict[str, Any], task: str) -> str:
+        text = f"{e['policy']} (upper bound)" if e["upper_bound"] else e["policy"]
+        return text if len(e["seeds"]) == seeds[task] else f"{text} ({len(e['seeds'])} seeds)"
+
+    longest = max((len(label(e, task)) for task, entries in summary.items() for e in entries), default=10)
+    legend_width = 0.5 + 0.055 * longest  # inches kept free on the right for the legend
+    width = 5.5 * max(1, len(summary)) + legend_width
     fig, axes = plt.subplots(1, max(1, len(summary)), figsize=(width, 4.2), squeeze=False)
     for ax, (task, entries) in zip(axes[0], summary.items(), strict=False):
         for i, e in enumerate(entries):
             x = e[cost] if not math.isnan(e[cost]) else e["llm_calls"]
             ax.errorbar(max(x, 1), e["mean"], yerr=None if math.isnan(e["std"]) else e["std"],
                         fmt=markers[i % len(markers)], color=colors[e["policy"]], markersize=8,
-                        capsize=3, label=f"{e['policy']} (upper bound)" if e["upper_bound"] else e["policy"],
+                        capsize=3, label=label(e, task),
                         markerfacecolor="none" if e["upper_bound"] else colors[e["policy"]])
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -81,14 +89,14 @@ def plot_score_vs_cost(rows: Sequence[dict[str, Any]], path: Path, cost: str = "
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(COST_LABELS.get(cost, cost) + ", mean over seeds", fontsize=8)
         ax.set_ylabel(f"test {entries[0]['metric']} (n={entries[0]['n_test']})")
-        ax.set_title(f"{task} ({len(entries[0]['seeds'])} seeds)")
+        ax.set_title(f"{task} ({seeds[task]} seeds)")
         ax.grid(alpha=0.3, which="both")
     handles: dict[str, Any] = {}
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1 - 1.6 / width, 1))
+    fig.tight_layout(rect=(0, 0, 1 - legend_width / width, 1))
     _save(fig, path)
 
 
