@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.experiments.files import ResumableRows, save_text  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
 from prompt_env.llm import load_llm  # noqa: E402
 from prompt_env.llm.base import LLM  # noqa: E402
@@ -112,17 +112,17 @@ def summarise(task: Task, prompt: Prompt, outcomes: Sequence[Outcome], examples:
     }
 
 
-def run_task(name: str, n: int, args: argparse.Namespace, llm: LLM, done: set[tuple[Any, ...]],
-             results: Path, progress: ProgressReporter) -> None:
+def run_task(name: str, n: int, args: argparse.Namespace, llm: LLM, results: ResumableRows,
+             progress: ProgressReporter) -> None:
     """Score the pool of one task under each calibration, appending new lines to ``results``."""
     task = load_task(name, few_shot_seed=args.few_shot_seed, data_dir=args.data_dir)
     examples = task.split("test")[:n]
     for calibration in CALIBRATIONS:
         todo = [p for p in task.prompt_pool.candidates
-                if (task.name, p.name, calibration, len(examples), args.few_shot_seed) not in done]
+                if not results.done((task.name, p.name, calibration, len(examples), args.few_shot_seed))]
         label = f"{name} / {calibration or 'raw'}"
         if not todo:
-            progress.print(f"{label}: already in {results}")
+            progress.print(f"{label}: already in {results.path}")
             continue
         bar = progress.add(f"{label} (prompt x input pairs)", len(todo) * len(examples))
         before = llm.stats.as_dict()
@@ -140,8 +140,7 @@ def run_task(name: str, n: int, args: argparse.Namespace, llm: LLM, done: set[tu
             line = summarise(task, prompt, [row[j] for row in rows], examples, calibration,
                              args.few_shot_seed)
             line["pass_usage"] = {**usage, "seconds": seconds, "prompts": len(todo)}
-            append_jsonl(results, line)
-            done.add(line_key(line))
+            results.add(line)
 
 
 # --------------------------------------------------------------------------- report
@@ -230,17 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.data_dir = args.data_dir or os.environ.get("PROMPT_ENV_DATA")
     args.out.mkdir(parents=True, exist_ok=True)
-    results = args.out / "results.jsonl"
-    done = {line_key(r) for r in read_jsonl(results)}
+    results = ResumableRows(args.out / "results.jsonl", line_key)
     llm = load_llm(args.llm)
     sizes = {"sst2": args.sst2_n, "agnews": args.agnews_n}
     with ProgressReporter() as progress:
         for name in args.tasks.split(","):
-            run_task(name, sizes[name], args, llm, done, results, progress)
+            run_task(name, sizes[name], args, llm, results, progress)
     wanted = {(name, sizes[name], args.few_shot_seed) for name in args.tasks.split(",")}
-    rows = [r for r in read_jsonl(results) if (r["task"], r["n_test"], r["few_shot_seed"]) in wanted]
-    latest = {line_key(r): r for r in rows}  # a line written twice: the last one counts
-    markdown = render_markdown(list(latest.values()), args)
+    results.refresh()
+    latest = [r for r in results.latest() if (r["task"], r["n_test"], r["few_shot_seed"]) in wanted]
+    markdown = render_markdown(latest, args)
     save_text(markdown, args.out / "results.md")
     print(markdown)
     print(f"LLM usage this run: {llm.stats.as_dict()}", file=sys.stderr)

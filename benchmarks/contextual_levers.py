@@ -36,12 +36,10 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 import prompt_env  # noqa: E402,F401  (registers the env ids)
 from agents.baselines import score_of_choices  # noqa: E402
 from agents.experiments import Setting, run_policy, train  # noqa: E402
-from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.experiments.files import ResumableRows, save_text  # noqa: E402
 from agents.experiments.policies import choices_of_agent, train_env_kwargs  # noqa: E402
 from agents.experiments.report import ResultTable  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
-from prompt_env.registration import env_id  # noqa: E402
-from prompt_env.tasks.catalog import TASK_CATALOG  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,12 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_seed(task: str, seed: int, budget: int, test_limit: int, data_dir: str | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"task_options": {"few_shot_seed": seed}}
-    if data_dir:
-        kwargs["data_dir"] = data_dir
-    select_id = env_id(TASK_CATALOG[task].env_name, "Select")
-    setting = Setting(select_id, kwargs, seed=seed, train_reward="margin", metric="accuracy",
-                      test_limit=test_limit)
+    setting = Setting.for_task(task, seed=seed, data_dir=data_dir,
+                               task_options={"few_shot_seed": seed}, train_reward="margin",
+                               metric="accuracy", test_limit=test_limit)
+    select_id = setting.select_id
     test_table = setting.tables().test
     train_table = setting.select_env().score_table("train", reward="margin")
     result: dict[str, Any] = {
@@ -115,18 +111,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.data_dir:
         os.environ["PROMPT_ENV_DATA"] = str(Path(args.data_dir).resolve())
     reporter = ProgressReporter()
-    out = args.out / "results.jsonl"
     wanted = {"task": args.task, "budget": args.budget, "test_limit": args.test_limit}
-    results = [r for r in read_jsonl(out) if all(r.get(k) == v for k, v in wanted.items())]
-    done = {r["seed"] for r in results}
+    rows = ResumableRows(args.out / "results.jsonl",
+                         lambda r: (r.get("task"), r.get("budget"), r.get("test_limit"), r["seed"]))
     for seed in (int(s) for s in args.seeds.split(",") if s.strip()):
-        if seed in done:
+        if rows.done((args.task, args.budget, args.test_limit, seed)):
             continue
         reporter.print(f"{args.task} seed {seed} ...")
-        row = {**wanted, "n_test": args.test_limit,
-               **run_seed(args.task, seed, args.budget, args.test_limit, args.data_dir)}
-        append_jsonl(out, row)
-        results.append(row)
+        rows.add({**wanted, "n_test": args.test_limit,
+                  **run_seed(args.task, seed, args.budget, args.test_limit, args.data_dir)})
+    results = [r for r in rows.latest() if all(r.get(k) == v for k, v in wanted.items())]
     table = lever_table(args.task, args.budget, sorted(results, key=lambda r: r["seed"]))
     reporter.print(table.to_rich())
     save_text(f"# {table.title}\n\n{table.to_markdown()}\n", args.out / f"{args.task}.md")

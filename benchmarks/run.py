@@ -11,7 +11,7 @@ the baselines (random, manual, best-fixed-on-dev and the per-query oracle,
 an upper bound) are read from those two score tables, and each learned
 policy is trained for ``budget`` LLM calls on the train split, then scored
 on the same test subset. For sst2 and agnews the seed is also the 16-shot
-split (``few_shot_seed``); for other tasks it seeds the agent only.
+split (``few_shot_seed``; see ``Setting.for_task``); for other tasks it seeds the agent only.
 
 A task may be a user's own data wherever a task name goes: ``--tasks my.jsonl``,
 or a TOML ``[[tasks]]`` table with ``path = "my.jsonl"`` (and optionally
@@ -56,21 +56,20 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 import prompt_env  # noqa: E402,F401  (registers the env ids)
 from agents.experiments import POLICIES as REGISTRY  # noqa: E402
 from agents.experiments import Setting, run_policy  # noqa: E402
-from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.experiments.files import ResumableRows, save_text  # noqa: E402
 from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost, plot_search_curves  # noqa: E402
 from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
-from agents.experiments.task_ids import task_entry, task_envs  # noqa: E402
+from agents.experiments.task_ids import task_entry  # noqa: E402
 from agents.experiments.tensorboard import log_rows  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
-from prompt_env.tasks.catalog import TASK_CATALOG, load_task  # noqa: E402
+from prompt_env.tasks.catalog import load_task  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 QUICK_CONFIG = CONFIG_DIR / "quick.toml"
 
 POLICIES = tuple(REGISTRY)
 """Every policy name the harness knows: the experiment layer's registry, in table order."""
-FEW_SHOT_TASKS = ("sst2", "agnews")
 REQUIRED_KEYS = (
     "task",
     "policy",
@@ -97,7 +96,7 @@ class TaskPlan:
     test_limit: int
     budget: int
     train_reward: str | None
-    """Reward while training ('margin' for classification); None: the task's metric."""
+    """Reward while training (None: the setting's default, ``default_train_reward``)."""
     policies: list[str]
     task_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Passed to ``load_task`` (e.g. ``{"n_dev": 8}`` for bbc-topic); sst2/agnews add ``few_shot_seed``."""
@@ -219,17 +218,15 @@ def build_plan(args: argparse.Namespace) -> Plan:
         unknown = sorted(p for p in policies if split_policy_name(p)[0] not in POLICIES)
         if unknown:
             raise SystemExit(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
-        train_reward = pick["train_reward"]
-        kind = TASK_CATALOG[name].kind if path is None else load_task(path, **options).kind
-        if train_reward is None and kind == "classification":
-            train_reward = "margin"
+        if path is not None:
+            load_task(path, **options)  # a file that cannot be read fails before any work
         tasks.append(
             TaskPlan(
                 name,
                 [int(s) for s in seeds],
                 int(pick["test_limit"]),
                 int(pick["budget"]),
-                train_reward,
+                pick["train_reward"],
                 list(policies),
                 options,
                 path,
@@ -273,6 +270,10 @@ RESULTS_FILE = "results.jsonl"
 
 def cell_key(task: str, policy: str, seed: int) -> tuple[str, str, int]:
     return (task, policy, int(seed))
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return cell_key(row["task"], row["policy"], row["seed"])
 
 
 def _pid_alive(pid: int) -> bool:
@@ -325,31 +326,22 @@ def release(out: Path, task: str, seed: int) -> None:
 
 def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter) -> Setting:
     """The experiment setting of one (task, seed): its envs, training reward and test subset."""
-    envs = task_envs(task.path or task.name)
-    kwargs: dict[str, Any] = {"llm": plan.llm, **envs.kwargs}
-    if plan.data_dir:
-        kwargs["data_dir"] = plan.data_dir
-    options = dict(task.task_options)
-    if task.path is None and task.name in FEW_SHOT_TASKS:
-        options["few_shot_seed"] = seed
-    if options:
-        kwargs["task_options"] = options
-    return Setting(envs.select_id, kwargs, seed=seed, train_reward=task.train_reward,
-                   test_limit=task.test_limit, edit_id=envs.edit_id,
-                   edit_minibatch=plan.edit_minibatch, edit_options=task.edit_options,
-                   compose_id=envs.compose_id, compose_options=plan.compose_options,
-                   reporter=reporter)
+    return Setting.for_task(task.path or task.name, llm=plan.llm, seed=seed,
+                            data_dir=plan.data_dir, task_options=task.task_options,
+                            train_reward=task.train_reward, test_limit=task.test_limit,
+                            edit_minibatch=plan.edit_minibatch, edit_options=task.edit_options,
+                            compose_options=plan.compose_options, reporter=reporter)
 
 
 def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[str, Any]:
     """Train (if needed) and evaluate one policy; returns its results row."""
-    row = run_policy(setting, policy, plan.budget_of(task, policy))
-    row.update({"task": task.name, "task_options": setting.env_kwargs.get("task_options", {})})
+    context: dict[str, Any] = {"task": task.name,
+                               "task_options": setting.env_kwargs.get("task_options", {})}
     if task.edit_options:
-        row["edit_options"] = task.edit_options
+        context["edit_options"] = task.edit_options
     if task.path is not None:
-        row["task_path"] = task.path
-    return row
+        context["task_path"] = task.path
+    return run_policy(setting, policy, plan.budget_of(task, policy), context)
 
 
 # --------------------------------------------------------------------------- the grid
@@ -358,11 +350,9 @@ def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[
 def run_grid(plan: Plan) -> dict[str, Any]:
     """Run every missing cell; returns counts and all rows."""
     plan.out.mkdir(parents=True, exist_ok=True)
-    results = plan.out / RESULTS_FILE
-    rows = read_jsonl(results)
-    done = {cell_key(r["task"], r["policy"], r["seed"]) for r in rows}
+    results = ResumableRows(plan.out / RESULTS_FILE, row_key)
     cells = list(plan.cells())
-    skipped = sum(cell_key(t.name, p, s) in done for t, s, p in cells)
+    skipped = sum(results.done(cell_key(t.name, p, s)) for t, s, p in cells)
     new = 0
     reporter = ProgressReporter(enabled=plan.progress)
     console = reporter.console
@@ -372,7 +362,7 @@ def run_grid(plan: Plan) -> dict[str, Any]:
         bar = reporter.add("grid", len(cells), completed=skipped)
         try:
             for task, seed, policy in cells:
-                if cell_key(task.name, policy, seed) in done or (task.name, seed) in busy:
+                if results.done(cell_key(task.name, policy, seed)) or (task.name, seed) in busy:
                     continue
                 if current is None or (current[0].name, current[1]) != (task.name, seed):
                     if current is not None:
@@ -382,18 +372,15 @@ def run_grid(plan: Plan) -> dict[str, Any]:
                         busy.add((task.name, seed))
                         console.print(f"{task.name} seed {seed}: another harness process has it; skipped")
                         continue
-                    # rows another process appended since this one started
-                    done |= {cell_key(r["task"], r["policy"], r["seed"]) for r in read_jsonl(results)}
-                    if cell_key(task.name, policy, seed) in done:
+                    results.refresh()  # rows another process appended since this one started
+                    if results.done(cell_key(task.name, policy, seed)):
                         release(plan.out, task.name, seed)
                         continue
                     current = (task, seed, setting_of(plan, task, seed, reporter))
                 reporter.update(bar, description=f"{task.name} seed {seed}: {policy}")
-                row = run_cell(plan, task, current[2], policy)
-                append_jsonl(results, row)
+                row = results.add(run_cell(plan, task, current[2], policy))
                 if plan.tensorboard is not None:
                     log_rows(plan.tensorboard, [row])
-                done.add(cell_key(task.name, policy, seed))
                 new += 1
                 reporter.update(bar, advance=1)
                 console.print(
@@ -404,15 +391,15 @@ def run_grid(plan: Plan) -> dict[str, Any]:
         finally:
             if current is not None:
                 release(plan.out, current[0].name, current[1])
-    rows = read_jsonl(results)  # every process's rows, for the table and plots
-    write_outputs(rows, plan.out)
+    rows = results.refresh()  # every process's rows, for the table and plots
+    write_results(rows, plan.out)
     return {"new": new, "skipped": skipped, "rows": rows, "out": plan.out}
 
 
 # --------------------------------------------------------------------------- reports
 
 
-def markdown_report(rows: list[dict[str, Any]]) -> str:
+def results_markdown(rows: list[dict[str, Any]]) -> str:
     """results.md: one table per task, mean ± std over seeds."""
     llms = sorted({str(r.get("llm")) for r in rows})
     lines = [
@@ -450,9 +437,9 @@ def markdown_report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(rows: list[dict[str, Any]], out: Path) -> None:
+def write_results(rows: list[dict[str, Any]], out: Path) -> None:
     """results.md and the three figures, from every row present."""
-    save_text(markdown_report(rows), out / "results.md")
+    save_text(results_markdown(rows), out / "results.md")
     if rows:
         plot_score_vs_cost(rows, out / "score_vs_calls.png", "llm_calls")
         plot_score_vs_cost(rows, out / "score_vs_distinct_pairs.png", "distinct_pairs")
@@ -467,7 +454,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     summary = run_grid(plan)
     elapsed = time.perf_counter() - start
-    print(markdown_report(summary["rows"]))
+    print(results_markdown(summary["rows"]))
     print(
         f"{summary['new']} new cells, {summary['skipped']} skipped (already in "
         f"{plan.out / RESULTS_FILE}), {elapsed:.0f} s."

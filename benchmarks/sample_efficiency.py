@@ -47,10 +47,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from agents import make_agent  # noqa: E402
-from agents.experiments.files import append_jsonl, read_jsonl, save_text  # noqa: E402
+from agents.experiments.files import ResumableRows, save_text  # noqa: E402
 from agents.experiments.report import ResultTable  # noqa: E402
 from agents.experiments.setting import Setting  # noqa: E402
-from agents.experiments.task_ids import task_envs  # noqa: E402
 from agents.experiments.usage import read_usage  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
 
@@ -77,11 +76,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def setting_for(task: str, seed: int, data_dir: str | None) -> Setting:
-    envs = task_envs(task)
-    kwargs: dict[str, Any] = {"llm": "default", **envs.kwargs, "task_options": {"few_shot_seed": seed}}
-    if data_dir:
-        kwargs["data_dir"] = data_dir
-    return Setting(envs.select_id, kwargs, seed=seed, metric="accuracy", test_limit=1)
+    return Setting.for_task(task, seed=seed, data_dir=data_dir,
+                            task_options={"few_shot_seed": seed}, metric="accuracy", test_limit=1)
 
 
 def search(setting: Setting, bandit: str, budget: int, seed: int, reward: str) -> tuple[int, dict[str, int]]:
@@ -195,9 +191,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     data_dir = str(args.data_dir.resolve()) if args.data_dir else os.environ.get("PROMPT_ENV_DATA")
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "results.jsonl"
-    rows = read_jsonl(path) if path.exists() else []
-    done = {(r["task"], r["seed"], r["bandit"], r["fraction"]) for r in rows}
+    results = ResumableRows(args.out / "results.jsonl",
+                            lambda r: (r["task"], r["seed"], r["bandit"], r["fraction"]))
     tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
     bandits, fractions = args.bandits.split(","), [float(f) for f in args.fractions.split(",")]
     reporter = ProgressReporter()
@@ -211,18 +206,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 dev = tiebroken = None
                 for bandit in bandits:
                     for fraction in fractions:
-                        if (task, seed, bandit, fraction) not in done:
+                        if not results.done((task, seed, bandit, fraction)):
                             if dev is None:
                                 dev = setting.tables().dev  # the exhaustive evaluation (accuracy)
                                 tiebroken = setting.select_env().score_table("dev", reward="accuracy_margin")
-                            row = {"task": task, "seed": seed,
-                                   **run_cell(setting, dev, tiebroken, bandit, fraction, args)}
-                            append_jsonl(path, row)
-                            rows.append(row)
+                            results.add({"task": task, "seed": seed,
+                                         **run_cell(setting, dev, tiebroken, bandit, fraction, args)})
                         finished += 1
                         reporter.update(bar, completed=finished)
     # re-read: another process (one per task or seed) may have appended rows meanwhile
-    print(report(read_jsonl(path), args.out))
+    print(report(results.refresh(), args.out))
 
 
 if __name__ == "__main__":

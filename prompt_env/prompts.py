@@ -11,13 +11,26 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prompt_env.errors import TaskFormatError
 
 if TYPE_CHECKING:
     from prompt_env.llm.base import PromptInput
-    from prompt_env.tasks.base import Example, Task
+    from prompt_env.tasks.example import Example
+
+
+
+class ExemplarSource(Protocol):
+    """What rendering needs of a task (:class:`~prompt_env.tasks.base.Task` is one): its name,
+    for errors, and its splits, since exemplars are indices into ``splits["train"]``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def splits(self) -> Mapping[str, Sequence[Example]]: ...
+
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -91,7 +104,7 @@ class Prompt:
             raise TaskFormatError(f"prompt {self.name!r} has no verbalizer (generation prompt)")
         return [w if self.chat else " " + w for w in self.verbalizer]
 
-    def render(self, example: Example, task: Task) -> PromptInput:
+    def render(self, example: Example, task: ExemplarSource) -> PromptInput:
         """The text (or chat) that asks the LLM to answer ``example``.
 
         An exemplar that is the query itself (a train input under a few-shot

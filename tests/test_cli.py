@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main
-from agents.cli.checks import redact
+from agents.experiments.files import redact
 
 TABULAR_ID = "PromptEnv/BBCTopic-Select-Tabular-v0"
 TINY_KWARGS = '{"max_examples": 6, "episode_length": 4}'

@@ -357,7 +357,7 @@ def test_a_key_put_in_the_spec_by_mistake_is_not_echoed(secret_env):
 
 
 def test_cli_run_record_redacts_keys_in_the_spec():
-    from agents.cli.checks import redact
+    from agents.experiments.files import redact
 
     spec = {**openai_spec("http://user:pw@127.0.0.1:9"), "api_key": SECRET, "headers": {"X": SECRET}}
     assert_no_secret(json.dumps(redact(spec)), redact(json.dumps(spec)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import re
 from typing import Any
 
 
@@ -97,27 +96,3 @@ def check_reward(env: Any, reward: str | None) -> None:
     except (KeyError, ValueError) as error:
         raise UsageError(str(error.args[0] if error.args else error),
                          f"rewards for {task.kind} tasks: {', '.join(list_rewards(task.kind))}") from None
-
-
-_SECRET_KEY = re.compile(r"api[_-]?key|secret|password|passwd|authorization|credential|(^|_)token$|^headers$",
-                         re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` without secrets (API keys, tokens, passwords, URL credentials)."""
-    if isinstance(value, dict):
-        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        if value.lstrip().startswith("{"):
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict):
-                cleaned = redact(parsed)
-                return value if cleaned == parsed else json.dumps(cleaned)
-        return _URL_CREDENTIALS.sub(r"\1<redacted>@", value)
-    return value

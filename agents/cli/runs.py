@@ -18,7 +18,6 @@ from agents.cli.checks import (
     check_llm_spec,
     check_reward,
     parse_json_object,
-    redact,
 )
 
 RUN_FILE = "run.json"
@@ -51,7 +50,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     from agents import make_agent
     from agents.checkpoint import package_version
-    from agents.experiments.files import save_csv, save_json
+    from agents.experiments.files import redact, save_csv, save_json
     from agents.experiments.train import agent_defaults, env_kind, train
 
     console = Console()
@@ -195,7 +194,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agents import load_agent
-    from agents.experiments.files import save_json
+    from agents.experiments.files import redact, save_json
     from agents.experiments.report import policy_table
     from agents.experiments.train import env_kind
 
@@ -251,12 +250,12 @@ def command_eval(args: argparse.Namespace) -> int:
 def evaluate_select_run(env_id: str, agent: Any, record: dict[str, Any], env_kwargs: dict[str, Any],
                         args: argparse.Namespace) -> list[dict[str, Any]]:
     """The agent's greedy prompt per input next to the baselines, from score tables."""
-    from agents.experiments import PolicyResult, Setting, Usage, run_policy
+    from agents.experiments import PolicyResult, Usage, run_policy
     from agents.experiments.evaluate import evaluate_result
     from agents.experiments.policies import choices_of_agent
 
-    setting = Setting(env_id, env_kwargs, seed=args.seed, metric=args.reward, split=args.split,
-                      test_limit=args.limit, dev_limit=args.dev_limit)
+    setting = setting_of_run(env_id, env_kwargs, seed=args.seed, metric=args.reward,
+                             split=args.split, test_limit=args.limit, dev_limit=args.dev_limit)
     rows = [run_policy(setting, name, 0)
             for name in ("random", "manual", "best-fixed-on-dev", "per-query-oracle")]
     training = Usage(calls=int(record.get("llm_calls", 0)), distinct=int(record.get("distinct_pairs", 0)),
@@ -274,15 +273,32 @@ SHARED_KWARGS = ("task", "llm", "data_dir", "task_options", "calibration", "max_
 """Env kwargs every prompt env kind takes (the task, the LLM and how to score)."""
 
 
+def setting_of_run(env_id: str, env_kwargs: dict[str, Any], **fields: Any) -> Any:
+    """The experiment setting of a trained run's task: its env's ``task``, LLM and the run's
+    other env kwargs (what the agent observes) shared by every env of the setting."""
+    import gymnasium as gym
+
+    from agents.experiments import Setting
+
+    kwargs = dict(env_kwargs)
+    kwargs.pop("tabular", None)  # the setting makes context-id observations where an agent needs them
+    task = kwargs.pop("task", None) or gym.spec(env_id).kwargs["task"]
+    # the run's own task options, as trained: the evaluation seed does not pick a 16-shot split
+    return Setting.for_task(task, llm=kwargs.pop("llm", "default"),
+                            data_dir=kwargs.pop("data_dir", None),
+                            task_options=kwargs.pop("task_options", None), env_kwargs=kwargs,
+                            seed_picks_split=False, **fields)
+
+
 def evaluate_compose_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
                          args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The prompt the agent writes greedily on the Compose env, and the empty prompt, scored on
     the evaluated slice of the split through the task's Select env (one score table)."""
     import gymnasium as gym
 
-    from agents.experiments import Setting, run_policy
+    from agents.experiments import run_policy
     from agents.experiments.compose_policies import words_of
-    from agents.experiments.task_ids import task_envs
+    from agents.experiments.rows import ResultRow
     from agents.rollout import run_episode
 
     env = gym.make(env_id, **{**env_kwargs, "minibatch_size": 1})
@@ -293,15 +309,13 @@ def evaluate_compose_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
     empty = compose.prompt_of([])
     env.close()
     shared = {k: v for k, v in env_kwargs.items() if k in SHARED_KWARGS}
-    setting = Setting(task_envs(compose.task_name).select_id, shared, seed=args.seed, metric=args.reward,
-                      split=args.split, test_limit=args.limit)
+    setting = setting_of_run(env_id, {**shared, "task": compose.task_name}, seed=args.seed,
+                             metric=args.reward, split=args.split, test_limit=args.limit)
     rows = [run_policy(setting, "compose-manual", 0)]
     for name, prompt in (("empty prompt", empty), (agent.agent_name, written)):
         score, usage = setting.score_prompt(prompt)
-        rows.append({"policy": name, "test_score": round(score, 4), "n_test": setting.n_eval,
-                     "llm_calls": usage.calls, "distinct_pairs": usage.distinct,
-                     "cache_hit_rate": round(usage.hit_rate, 3), "wall_s": round(usage.wall_s, 2),
-                     "upper_bound": False, "notes": f"prompt words {words_of(prompt)!r}"})
+        rows.append(ResultRow(name, score, setting.n_eval, evaluation=usage,
+                              notes=f"prompt words {words_of(prompt)!r}").as_dict())
     return rows, {"final_prompt": written.describe(), "prompt_words": words_of(written)}
 
 
@@ -316,6 +330,8 @@ def evaluate_edit_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
     import gymnasium as gym
 
     from agents.experiments.evaluate import greedy_edit_episode
+    from agents.experiments.rows import ResultRow
+    from agents.experiments.usage import Usage
 
     kwargs = {k: v for k, v in env_kwargs.items() if k not in ("split", "max_examples", "minibatch_size")}
     kwargs.update(split=args.split, max_examples=args.limit)
@@ -329,17 +345,19 @@ def evaluate_edit_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
     episode = greedy_edit_episode(
         env, lambda obs, mask: int(agent.act(obs, greedy=True, action_mask=mask)), seed=args.seed)
     wall = time.perf_counter() - start
-    calls = int(episode.usage.get("env_calls", 0))
-    hit_rate = episode.usage.get("cache_hits", 0) / calls if calls else 0.0
+    used = episode.usage
+    spent = Usage(calls=int(used.get("env_calls", 0)), distinct=int(used.get("distinct", 0)),
+                  cache_hits=int(used.get("cache_hits", 0)),
+                  model_calls=int(used.get("model_calls", 0)), wall_s=wall)
     env.close()
-    base = {"cache_hit_rate": round(hit_rate, 3), "n_test": n, "upper_bound": False}
     gain = episode.final_score - episode.initial_score
     rows = [
-        {"policy": "manual", "test_score": round(episode.initial_score, 4), "llm_calls": n,
-         "distinct_pairs": n, "wall_s": None, **base, "notes": "the initial prompt, unedited"},
-        {"policy": agent.agent_name, "test_score": round(episode.final_score, 4), "llm_calls": calls,
-         "distinct_pairs": int(episode.usage.get("distinct", 0)), "wall_s": round(wall, 2), **base,
-         "notes": f"{len(episode.edits)} greedy edits, {gain:+.3f} vs the initial prompt"},
+        # the initial prompt was scored at the episode's reset, inside the agent's measured work
+        ResultRow("manual", episode.initial_score, n, evaluation=Usage(calls=n, distinct=n),
+                  hit_rate=spent.hit_rate, notes="the initial prompt, unedited").as_dict(),
+        ResultRow(agent.agent_name, episode.final_score, n, evaluation=spent,
+                  notes=f"{len(episode.edits)} greedy edits, {gain:+.3f} vs the initial prompt"
+                  ).as_dict(),
     ]
     extra = {"initial_prompt": episode.initial_parts, "final_prompt": episode.final_parts,
              "edits": episode.edits, "improvement": round(gain, 4)}

@@ -29,7 +29,6 @@ budget: training, the greedy episode and the rescoring together never exceed it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +39,7 @@ from agents.experiments.curves import CurveRecorder
 from agents.experiments.registry import Policy, PolicyResult, register_policy
 from agents.experiments.setting import Setting
 from agents.experiments.train import agent_defaults, describe_status
-from agents.experiments.usage import Usage, measured, read_usage, usage_between
+from agents.experiments.usage import Usage, measured, read_usage
 from agents.progress import reporter_for
 from agents.rollout import run_episode
 
@@ -136,13 +135,12 @@ def _search_runner(learner: bool) -> Callable[[Setting, int], PolicyResult]:
         length = int(compose.prompt_length)
         log = CandidateLog()
         reporter = reporter_for(setting.reporter or False)
-        before, start = read_usage(env), time.perf_counter()
 
         def calls() -> int:
             return int(read_usage(env).get("env_calls", 0))
 
         greedy: tuple[int, ...] | None = None
-        with reporter:
+        with measured(env) as spent, reporter:
             bar = reporter.add(f"  {name} ({env_budget} calls)", max(env_budget, 1))
             if learner:
                 kwargs = {**agent_defaults(env, "dqn"), "seed": setting.seed,
@@ -182,7 +180,7 @@ def _search_runner(learner: bool) -> Callable[[Setting, int], PolicyResult]:
                     reporter.update(bar, completed=calls(), status=describe_status(log.curve))
                     if episode.final_info.get("budget_exhausted"):
                         break
-        train = usage_between(before, read_usage(env), time.perf_counter() - start)
+        train = spent()
         pool = ([greedy] if greedy is not None else [])
         pool += log.best(CANDIDATES - len(pool), exclude=tuple(pool))
         if not pool:

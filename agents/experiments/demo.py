@@ -48,13 +48,14 @@ def run_demo(
         f"steps on the train split (reward: {train_reward}); best-fixed-on-dev searches {n_dev} dev "
         f"articles; everything is scored on {n_test} test articles (accuracy)."
     )
-    setting = Setting(DEMO_ENV, {"llm": llm}, seed=seed, train_reward=train_reward,
-                      metric="accuracy", test_limit=n_test, dev_limit=n_dev, reporter=reporter)
+    setting = Setting.for_task(DEMO_TASK, llm=llm, seed=seed, train_reward=train_reward,
+                               metric="accuracy", test_limit=n_test, dev_limit=n_dev,
+                               reporter=reporter)
     rows = []
     with reporter:
         # the first evaluation scores every pool prompt on dev and test (batched, cached) once
         for name in DEMO_LEARNERS + DEMO_BASELINES:
-            rows.append({"task": DEMO_TASK, **run_policy(setting, name, steps)})
+            rows.append(run_policy(setting, name, steps, {"task": DEMO_TASK}))
     rows.sort(key=lambda r: policy_order(r["policy"]))
     total = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)

@@ -21,14 +21,16 @@ import numpy as np
 
 from agents.baselines import score_of_choices
 from agents.experiments.registry import PolicyResult
+from agents.experiments.rows import ResultRow
 from agents.experiments.setting import Setting
 from agents.experiments.usage import Usage, read_usage
 from agents.rollout import run_episode
 
 
 def evaluate_result(setting: Setting, policy: str, result: PolicyResult, *,
-                    upper_bound: bool = False) -> dict[str, Any]:
-    """The results row of ``result`` on the setting's evaluation inputs."""
+                    upper_bound: bool = False, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The results row of ``result`` on the setting's evaluation inputs (``context``: more
+    fields that describe the run, e.g. the task and the seed)."""
     counts: list[int] = []
     table_hit_rate = 0.0
     if result.prompt is not None:
@@ -49,26 +51,12 @@ def evaluate_result(setting: Setting, policy: str, result: PolicyResult, *,
         # a policy that evaluated itself (white-box) reports what that measured
         evaluation = (Usage(calls=calls, distinct=calls) if result.evaluation is None
                       else result.evaluation)
-    own = result.train + evaluation
     # the hit rate of the work done for this policy; table readers report the table's
     evaluated = result.prompt is not None or result.evaluation is not None
     measured = result.train + (evaluation if evaluated else Usage())
     hit_rate = measured.hit_rate if measured.calls else table_hit_rate
-    return {
-        "policy": policy,
-        "test_score": round(float(score), 4),
-        "n_test": n_test,
-        "llm_calls": int(own.calls),
-        "distinct_pairs": int(own.distinct),
-        "train_calls": int(result.train.calls),
-        "eval_calls": int(evaluation.calls),
-        "cache_hit_rate": round(hit_rate, 3),
-        "wall_s": round(own.wall_s, 2),
-        "prompt_counts": counts,
-        "upper_bound": upper_bound,
-        "notes": result.notes,
-        **result.extra,
-    }
+    return ResultRow(policy, score, n_test, result.train, evaluation, hit_rate, counts, upper_bound,
+                     result.notes, {**result.extra, **(context or {})}).as_dict()
 
 
 @dataclasses.dataclass

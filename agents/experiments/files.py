@@ -1,4 +1,4 @@
-"""Result files written atomically: JSON, CSV and append-only JSON lines.
+"""Result files written atomically (JSON, CSV, append-only JSON lines), and secrets kept out of them.
 
 A file is either its old version or its new one, never half-written: each
 write goes to a temporary file in the same directory, then ``os.replace``.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,69 @@ def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
         handle.write(json.dumps(row) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+_SECRET_KEY = re.compile(r"api[_-]?key|secret|password|passwd|authorization|credential|(^|_)token$|^headers$",
+                         re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` without secrets (API keys, tokens, passwords, URL credentials): what
+    run files (``run.json``, ``config.json``) keep of an LLM spec or env kwargs."""
+    if isinstance(value, dict):
+        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        if value.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                cleaned = redact(parsed)
+                return value if cleaned == parsed else json.dumps(cleaned)
+        return _URL_CREDENTIALS.sub(r"\1<redacted>@", value)
+    return value
+
+
+class ResumableRows:
+    """An append-only JSON-lines results file keyed by what identifies a result, so a rerun
+    does only the missing work: ``if not rows.done(key): rows.add(compute())``.
+
+    Args:
+        path: the ``results.jsonl`` file (created on the first :meth:`add`).
+        key: what identifies a row, e.g. ``lambda r: (r["task"], r["policy"], r["seed"])``.
+
+    Rows another process appends to the same file count once :meth:`refresh` re-reads it;
+    a key written twice keeps its last row (:meth:`latest`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], key: Any) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.rows: list[dict[str, Any]] = []
+        self._done: set[Any] = set()
+        self.refresh()
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """Re-read the file (rows of other processes too); returns every row."""
+        self.rows = read_jsonl(self.path)
+        self._done = {self.key(r) for r in self.rows}
+        return self.rows
+
+    def done(self, key: Any) -> bool:
+        return key in self._done
+
+    def add(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Append ``row`` (flushed and fsynced) and mark its key done; returns it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        append_jsonl(self.path, row)
+        self.rows.append(row)
+        self._done.add(self.key(row))
+        return row
+
+    def latest(self) -> list[dict[str, Any]]:
+        """One row per key, the last one written, in first-seen key order."""
+        return list({self.key(r): r for r in self.rows}.values())

@@ -35,7 +35,7 @@ import numpy as np
 from agents.baselines import best_fixed_on_dev
 from agents.experiments.registry import POLICIES, get_policy
 from agents.experiments.setting import Setting
-from agents.experiments.task_ids import task_envs, task_label
+from agents.experiments.task_ids import task_label
 from agents.experiments.usage import Usage, measured
 from agents.progress import ProgressReporter, reporter_for
 
@@ -131,16 +131,9 @@ def make_setting(data: str, llm: Any, *, seed: int, task_options: dict[str, Any]
                  metric: str | None, dev_inputs: int | None,
                  reporter: ProgressReporter | None) -> Setting:
     """The search setting: policies are scored on dev (``split="dev"``), never on test."""
-    envs = task_envs(data)
-    kwargs: dict[str, Any] = {"llm": llm, **envs.kwargs}
-    if task_options:
-        kwargs["task_options"] = dict(task_options)
-    probe = Setting(envs.select_id, kwargs).select_env()
-    task = probe.task
-    train_reward = "margin" if task.kind == "classification" and metric is None else metric
-    return Setting(envs.select_id, kwargs, seed=seed, train_reward=train_reward, metric=metric,
-                   split="dev", test_limit=dev_inputs, dev_limit=dev_inputs, edit_id=envs.edit_id,
-                   reporter=reporter)
+    return Setting.for_task(data, llm=llm, seed=seed, task_options=task_options, metric=metric,
+                            split="dev", test_limit=dev_inputs, dev_limit=dev_inputs,
+                            reporter=reporter)
 
 
 def plan_run(data: str, *, llm: Any = "default", budget: int = 500, method: str | None = None,
@@ -255,7 +248,7 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int = 500, metho
         metric: the reward that selects and evaluates (None: the task's metric).
         progress: progress bars (True), none (False), or a given reporter.
     """
-    from agents.experiments.optimize_files import write_outputs
+    from agents.experiments.optimize_files import write_run_files
 
     data = str(data)
     plan = plan_run(data, llm=llm, budget=budget, method=method, task_options=task_options,
@@ -271,8 +264,7 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int = 500, metho
         winner, search_usage, notes = prompts[best_index], pool_usage, "chosen on dev"
         if plan.method != DEFAULT_METHOD:
             winner, search_usage, notes = run_method(setting, plan.method, budget)
-        evaluation = dataclasses.replace(setting, split="test", test_limit=test_limit, _tables=None,
-                                         _observations={}, _variants={})
+        evaluation = dataclasses.replace(setting, split="test", test_limit=test_limit)
         candidates = [winner, prompts[0], prompts[best_index]]
         scored = evaluate_prompts(evaluation, candidates, test_limit, reporter)
     label, metric_name = task_label(data), setting.resolved_metric
@@ -291,7 +283,7 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int = 500, metho
     if plan.method != DEFAULT_METHOD:
         usage = usage + search_usage
     usage.wall_s = time.perf_counter() - start
-    text = write_outputs(Path(out), winner=winner, task=setting.select_env().task, rows=rows,
+    text = write_run_files(Path(out), winner=winner, task=setting.select_env().task, rows=rows,
                          plan=plan, usage=usage, config={
                              "data": str(Path(data).resolve()) if Path(data).exists() else data,
                              "llm": llm, "budget": budget, "method": plan.method, "seed": seed,

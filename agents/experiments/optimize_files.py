@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.experiments.files import save_json, save_text
+from agents.experiments.files import redact, save_json, save_text
 from agents.experiments.plots import plot_score_vs_cost
 from agents.experiments.report import policy_table
 from agents.experiments.usage import Usage
@@ -109,7 +109,7 @@ def reproduce_command(config: dict[str, Any], out: Path) -> str:
     return shlex.join(parts)
 
 
-def markdown_report(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage, text: str,
+def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage, text: str,
                     command: str) -> str:
     """``report.md``: what was searched, the comparison on held-out inputs, the winner, the cost."""
     winner = rows[-1]
@@ -155,11 +155,10 @@ def markdown_report(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, *, winner: Any, task: Any, rows: list[dict[str, Any]],
+def write_run_files(out: Path, *, winner: Any, task: Any, rows: list[dict[str, Any]],
                   plan: OptimizePlan, usage: Usage, config: dict[str, Any]) -> str:
     """Write every output file of a run into ``out``; returns the ``best_prompt.txt`` text."""
     from agents.checkpoint import package_version
-    from agents.cli.checks import redact
 
     out.mkdir(parents=True, exist_ok=True)
     text, _ = render_with_placeholders(winner, task)
@@ -174,5 +173,5 @@ def write_outputs(out: Path, *, winner: Any, task: Any, rows: list[dict[str, Any
                "usage": usage.as_dict(), "package_version": package_version(),
                "command": command}, out / CONFIG)
     plot_score_vs_cost(rows, out / PLOT)
-    save_text(markdown_report(rows, plan, usage, text, command), out / REPORT)
+    save_text(report_markdown(rows, plan, usage, text, command), out / REPORT)
     return text

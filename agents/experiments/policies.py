@@ -8,7 +8,6 @@ baselines read the dev and test score tables.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from agents.experiments.curves import CurveRecorder
 from agents.experiments.registry import Policy, PolicyResult, register_policy
 from agents.experiments.setting import Setting
 from agents.experiments.train import train
-from agents.experiments.usage import Usage, read_usage, usage_between
+from agents.experiments.usage import Usage, measured
 
 # ------------------------------------------------------------------ baselines
 
@@ -90,14 +89,13 @@ def _sb3_ppo(setting: Setting, budget: int) -> PolicyResult:
 
     env = CurveRecorder(setting.make(**train_env_kwargs(setting)))
     n_steps = max(8, min(64, budget))
-    before, start = read_usage(env), time.perf_counter()
-    model = train_sb3(env, "ppo", budget, seed=setting.seed, n_steps=n_steps,
-                      batch_size=min(32, n_steps))
-    usage = usage_between(before, read_usage(env), time.perf_counter() - start)
+    with measured(env) as usage:
+        model = train_sb3(env, "ppo", budget, seed=setting.seed, n_steps=n_steps,
+                          batch_size=min(32, n_steps))
     env.close()
     choices = [int(np.asarray(model.predict(obs, deterministic=True)[0]).item())
                for obs in setting.observations(False)]
-    return PolicyResult(choices=choices, train=usage, curve=env.curve,
+    return PolicyResult(choices=choices, train=usage(), curve=env.curve,
                         notes=f"trained {budget} steps on train")
 
 
@@ -110,18 +108,17 @@ def _maskable_ppo(setting: Setting, budget: int) -> PolicyResult:
     env = CurveRecorder(setting.make(setting.edit_id, **setting.edit_kwargs()))
     steps = max(16, budget // setting.edit_cost())  # each edit and each reset scores a minibatch
     n_steps = max(8, min(64, steps))
-    before, start = read_usage(env), time.perf_counter()
-    model = train_sb3(env, "maskable_ppo", steps, seed=setting.seed, n_steps=n_steps,
-                      batch_size=min(32, n_steps))
+    with measured(env) as usage:
+        model = train_sb3(env, "maskable_ppo", steps, seed=setting.seed, n_steps=n_steps,
+                          batch_size=min(32, n_steps))
 
-    def choose(obs: Any, mask: np.ndarray) -> int:
-        return int(np.asarray(model.predict(obs, deterministic=True, action_masks=mask)[0]).item())
+        def choose(obs: Any, mask: np.ndarray) -> int:
+            return int(np.asarray(model.predict(obs, deterministic=True, action_masks=mask)[0]).item())
 
-    episode = greedy_edit_episode(env, choose, seed=setting.seed)
-    usage = usage_between(before, read_usage(env), time.perf_counter() - start)
+        episode = greedy_edit_episode(env, choose, seed=setting.seed)
     curve = env.curve
     env.close()
-    return PolicyResult(prompt=episode.prompt, train=usage, curve=curve,
+    return PolicyResult(prompt=episode.prompt, train=usage(), curve=curve,
                         notes=f"final prompt {episode.prompt.name} after {steps} edit steps on dev",
                         extra={"final_prompt": episode.final_parts})
 

@@ -26,18 +26,19 @@ def split_policy_name(name: str) -> tuple[str, str | None]:
     return base, calibration or None
 
 
-def run_policy(setting: Setting, name: str, budget: int) -> dict[str, Any]:
+def run_policy(setting: Setting, name: str, budget: int,
+               context: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (within ``budget`` LLM calls, if the policy trains) and evaluate one policy.
 
-    ``name`` is a registered policy, optionally with ``@<calibration>``.
+    ``name`` is a registered policy, optionally with ``@<calibration>``; ``context`` adds
+    fields to the row (the harness: the task's name and options).
     """
     base, calibration = split_policy_name(name)
     policy = get_policy(base)
     if calibration is not None:
         setting = setting.calibrated(calibration)
     result = policy.run(setting, budget)
-    row = evaluate_result(setting, name, result, upper_bound=policy.upper_bound)
-    row.update({
+    fields = {
         "seed": setting.seed,
         "metric": setting.resolved_metric,
         "split": setting.split,
@@ -46,7 +47,7 @@ def run_policy(setting: Setting, name: str, budget: int) -> dict[str, Any]:
         "train_reward": setting.train_reward,
         "llm": setting.env_kwargs.get("llm", "default"),
         "calibration": setting.env_kwargs.get("calibration"),
-    })
-    if result.curve:
-        row["curve"] = compress_curve(result.curve)
-    return row
+        **({"curve": compress_curve(result.curve)} if result.curve else {}),
+        **(context or {}),
+    }
+    return evaluate_result(setting, name, result, upper_bound=policy.upper_bound, context=fields)

@@ -25,7 +25,6 @@ on the test subset.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,7 @@ from agents.experiments.evaluate import greedy_edit_episode
 from agents.experiments.registry import Policy, PolicyResult, register_policy
 from agents.experiments.setting import Setting
 from agents.experiments.train import agent_defaults, describe_status
-from agents.experiments.usage import read_usage, usage_between
+from agents.experiments.usage import measured, read_usage
 from agents.progress import reporter_for
 from agents.search import SEARCH_METHODS, MinibatchScorer, SearchMethod
 
@@ -53,19 +52,18 @@ def edit_env_kwargs(setting: Setting, budget: int, **extra: Any) -> dict[str, An
 def _search_runner(name: str, method: SearchMethod) -> Callable[[Setting, int], PolicyResult]:
     def run(setting: Setting, budget: int) -> PolicyResult:
         env = setting.make(setting.edit_id, **edit_env_kwargs(setting, budget))
-        before, start = read_usage(env), time.perf_counter()
-        scorer = MinibatchScorer(env, seed=setting.seed)
-        method(scorer, np.random.default_rng(setting.seed), budget // setting.edit_cost())
-        config, score = scorer.best()
-        prompt = env.unwrapped.prompt_of(config.as_dict())
-        usage = usage_between(before, read_usage(env), time.perf_counter() - start)
+        with measured(env) as usage:
+            scorer = MinibatchScorer(env, seed=setting.seed)
+            method(scorer, np.random.default_rng(setting.seed), budget // setting.edit_cost())
+            config, score = scorer.best()
+            prompt = env.unwrapped.prompt_of(config.as_dict())
         env.close()
         start_score = scorer.initial_score
         gain = "" if score is None or start_score is None else f", {score - start_score:+.3f} over the start"
         notes = (f"best of {len(scorer.history)} candidates on one dev minibatch of "
                  f"{setting.edit_cost()} (minibatch score {score if score is None else round(score, 4)}{gain})")
         history = [(e.llm_calls, e.distinct, e.score) for e in scorer.history]
-        return PolicyResult(prompt=prompt, train=usage, curve=scorer.curve(), notes=notes,
+        return PolicyResult(prompt=prompt, train=usage(), curve=scorer.curve(), notes=notes,
                             extra={"final_prompt": prompt.describe(), "candidates": len(scorer.history),
                                    "search_score": score, "start_score": start_score,
                                    "search_curve": search_curve(history)})
@@ -160,10 +158,9 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
         steps = new_prompts * (REVISITS_PER_CALL if deterministic else 1)
         agent = make_agent(agent_name, env, **q_learner_kwargs(env, agent_name, setting.seed,
                                                                 new_prompts, deterministic, action_prior))
-        before, start = read_usage(env), time.perf_counter()
         reporter = reporter_for(setting.reporter or False)
         log = None
-        with reporter:
+        with measured(env) as usage, reporter:
             bar = reporter.add(f"  edit-{agent_name} ({new_prompts} new prompts at most)", max(budget, 1))
 
             def callback(step: int, reward: float, info: dict[str, Any]) -> bool:
@@ -175,15 +172,14 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
 
             if steps >= 2 and 3 * m + reserve <= budget:
                 log = agent.learn(env, steps, seed=setting.seed, callback=callback)
-        path: list[Any] = []
-        choose = greedy_q_chooser(agent, stop)
+            path: list[Any] = []
+            choose = greedy_q_chooser(agent, stop)
 
-        def record(obs: Any, mask: np.ndarray | None) -> int:
-            path.append(env.unwrapped.prompt)
-            return choose(obs, mask)
+            def record(obs: Any, mask: np.ndarray | None) -> int:
+                path.append(env.unwrapped.prompt)
+                return choose(obs, mask)
 
-        episode = greedy_edit_episode(env, record, seed=setting.seed)
-        usage = usage_between(before, read_usage(env), time.perf_counter() - start)
+            episode = greedy_edit_episode(env, record, seed=setting.seed)
         curve = env.curve[: len(env.curve) - len(episode.edits)]  # training steps only
         env.close()
         prompts = [*path, episode.prompt]
@@ -197,7 +193,7 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
         visited = [(c["llm_calls"], c["distinct"], c["score"]) for c in curve if "score" in c]
         first = (curve[0]["llm_calls"], curve[0]["distinct"], scores[0]) if curve else None
-        return PolicyResult(prompt=prompts[best], train=usage, curve=curve, notes=notes,
+        return PolicyResult(prompt=prompts[best], train=usage(), curve=curve, notes=notes,
                             extra={"final_prompt": prompts[best].describe(), "edit_steps": trained,
                                    "search_score": scores[best], "start_score": scores[0],
                                    "search_curve": search_curve(visited, first)})

@@ -1,10 +1,11 @@
 """One task on one seed: the envs its policies train on and the tables they are judged by.
 
-A :class:`Setting` is what the demo, ``prompt-env eval`` and the benchmark
-harness share: the Select env of a task (its pool prompts scored on dev and on
-a fixed test subset, once, batched and cached) and, for edit policies, the
-task's Edit env. Every env is made with ``gym.make`` from registered ids and
-JSON keyword arguments.
+A :class:`Setting` is what the demo, ``prompt-env eval``, ``prompt-env optimize`` and
+the benchmark harness share: the Select env of a task (its pool prompts scored on dev and
+on a fixed test subset, once, batched and cached) and, for edit policies, the task's Edit
+env. Every env is made with ``gym.make`` from registered ids and JSON keyword arguments.
+:meth:`Setting.for_task` builds one from a task name or a data path; the defaults that
+every caller shares (the training reward, the 16-shot split of a seed) live there.
 """
 
 from __future__ import annotations
@@ -15,8 +16,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.experiments.task_ids import task_envs
 from agents.experiments.usage import Usage, measured
 from agents.progress import ProgressReporter
+from prompt_env.tasks.catalog import TASK_CATALOG
+
+CLASSIFICATION_TRAIN_REWARD = "margin"
+"""What learners train on for a classification task when neither a training reward nor a
+metric is given: the label-probability margin (RLPrompt's), denser than accuracy."""
+
+
+def default_train_reward(kind: str, metric: str | None) -> str | None:
+    """The training reward when none is given: the margin for classification (unless a
+    metric is chosen: then that metric), else the metric (None: the task's own)."""
+    return CLASSIFICATION_TRAIN_REWARD if kind == "classification" and metric is None else metric
 
 
 @dataclasses.dataclass
@@ -72,11 +85,46 @@ class Setting:
     """``gym.make`` kwargs of the Compose env only (``prompt_length``, ``position``, ``zscore`` ...)."""
     reporter: ProgressReporter | None = dataclasses.field(default=None, repr=False, compare=False)
     """Where progress goes (a silent reporter when None)."""
-    _tables: ScoreTables | None = dataclasses.field(default=None, repr=False, compare=False)
-    _observations: dict[bool, list[Any]] = dataclasses.field(default_factory=dict, repr=False,
-                                                             compare=False)
-    _variants: dict[str, Setting] = dataclasses.field(default_factory=dict, repr=False,
+    # made on first use and kept; ``dataclasses.replace`` starts a copy without them
+    _select: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _tables: ScoreTables | None = dataclasses.field(default=None, init=False, repr=False,
+                                                    compare=False)
+    _observations: dict[bool, list[Any]] = dataclasses.field(default_factory=dict, init=False,
+                                                             repr=False, compare=False)
+    _variants: dict[str, Setting] = dataclasses.field(default_factory=dict, init=False, repr=False,
                                                       compare=False)
+
+    @classmethod
+    def for_task(cls, task: str, *, llm: str | dict[str, Any] = "default", seed: int = 0,
+                 data_dir: str | None = None, task_options: dict[str, Any] | None = None,
+                 train_reward: str | None = None, metric: str | None = None,
+                 env_kwargs: dict[str, Any] | None = None, seed_picks_split: bool = True,
+                 **fields: Any) -> Setting:
+        """The setting of a catalog task name or of a user's data path (a file or directory).
+
+        The one place where a setting's defaults are decided: ``train_reward=None`` becomes
+        :func:`default_train_reward` of the task; for a catalog task with 16-shot splits
+        (sst2, agnews) a ``seed`` that names one (13, 21, 42, 87, 100) also picks that split
+        unless ``task_options`` give ``few_shot_seed`` (or ``seed_picks_split=False``). ``env_kwargs`` are more ``gym.make``
+        kwargs of every env of the setting (``encoder``, ``calibration`` ...); ``fields`` the other
+        :class:`Setting` fields (``split``, ``test_limit``, ``dev_limit``, ``edit_options``,
+        ``reporter`` ...); the Select, Edit and Compose env ids come from the task.
+        """
+        envs = task_envs(task)
+        kwargs: dict[str, Any] = {**(env_kwargs or {}), "llm": llm, **envs.kwargs}
+        if data_dir:
+            kwargs["data_dir"] = str(data_dir)
+        options = dict(task_options or {})
+        entry = TASK_CATALOG.get(str(task))
+        if seed_picks_split and entry is not None and seed in entry.few_shot_seeds:
+            options.setdefault("few_shot_seed", seed)
+        if options:
+            kwargs["task_options"] = options
+        setting = cls(envs.select_id, kwargs, seed=seed, metric=metric, edit_id=envs.edit_id,
+                      compose_id=envs.compose_id, **fields)
+        kind = entry.kind if entry is not None else setting.select_env().task.kind
+        setting.train_reward = train_reward or default_train_reward(kind, metric)
+        return setting
 
     # ------------------------------------------------------------------ envs
     def make(self, env_id: str | None = None, **overrides: Any) -> gym.Env:
@@ -84,14 +132,18 @@ class Setting:
         return gym.make(env_id or self.select_id, **{**self.env_kwargs, **overrides})
 
     def select_env(self, **overrides: Any) -> Any:
-        """The unwrapped Select env (its public ``score_table`` / ``score_prompts`` / ``observe_all``)."""
-        return self.make(**overrides).unwrapped
+        """The unwrapped Select env (its public ``score_table`` / ``score_prompts`` /
+        ``observe_all``): made once and kept, unless ``overrides`` ask for another one."""
+        if overrides:
+            return self.make(**overrides).unwrapped
+        if self._select is None:
+            self._select = self.make().unwrapped
+        return self._select
 
     def with_observations(self, **env_kwargs: Any) -> Setting:
         """A copy whose envs take more kwargs that change only what policies observe (e.g.
         ``encoder="llm"``); it shares this setting's score tables (same prompts, same inputs)."""
-        copy = dataclasses.replace(self, env_kwargs={**self.env_kwargs, **env_kwargs},
-                                   _observations={})
+        copy = dataclasses.replace(self, env_kwargs={**self.env_kwargs, **env_kwargs})
         copy._tables = self.tables()
         return copy
 
@@ -103,8 +155,7 @@ class Setting:
         check_calibration(calibration)
         if calibration not in self._variants:
             self._variants[calibration] = dataclasses.replace(
-                self, env_kwargs={**self.env_kwargs, "calibration": calibration},
-                _tables=None, _observations={}, _variants={})
+                self, env_kwargs={**self.env_kwargs, "calibration": calibration})
         return self._variants[calibration]
 
     @property

@@ -9,7 +9,6 @@ hyperparameters that suit it.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 from agents import AGENTS, make_agent
 from agents.base import Agent, TrainingLog
 from agents.experiments.curves import CurveRecorder
-from agents.experiments.usage import Usage, read_usage, usage_between
+from agents.experiments.usage import Usage, measured
 from agents.progress import ProgressReporter, reporter_for
 
 # A Select env is a contextual bandit (the next input does not depend on the
@@ -131,8 +130,7 @@ def train(
         from agents.experiments.tensorboard import TensorBoardLog
 
         board = TensorBoardLog(tensorboard_log, agent_name)
-    before, start = read_usage(env), time.perf_counter()
-    with reporter:
+    with measured(env) as spent, reporter:
         bar = reporter.add(description or f"{agent_name} on {env_id}", steps)
 
         def callback(step: int, reward: float, info: dict[str, Any]) -> bool:
@@ -148,7 +146,6 @@ def train(
         finally:
             if board is not None:
                 board.close()
-    usage = usage_between(before, read_usage(env), time.perf_counter() - start)
     env.close()
-    return TrainResult(agent=agent, log=log, curve=env.curve, usage=usage,
+    return TrainResult(agent=agent, log=log, curve=env.curve, usage=spent(),
                        tensorboard_dir=board.path if board is not None else None)

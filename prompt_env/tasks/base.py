@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from prompt_env.errors import TaskFormatError
+from prompt_env.tasks.example import Example
 
 if TYPE_CHECKING:
     from prompt_env.prompts import PromptPool
 
 TaskKind = Literal["classification", "generation"]
 SPLITS = ("train", "dev", "test")
-
-
-@dataclasses.dataclass(frozen=True)
-class Example:
-    """One input with its target.
-
-    ``fields`` holds the input text by field name (``{"sentence": ...}`` or
-    ``{"context": ..., "question": ...}``); templates refer to these names.
-    Classification examples carry ``label`` (an index into the task's label
-    names); generation examples carry ``references`` (every acceptable answer).
-    """
-
-    fields: Mapping[str, str]
-    label: int | None = None
-    references: tuple[str, ...] = ()
-    source: str = ""
-    """Where the example came from (``file:line``), for error messages."""
-
-    @property
-    def text(self) -> str:
-        """All input fields joined, for encoders and display."""
-        return "\n".join(str(v) for v in self.fields.values())
-
-    @property
-    def reference(self) -> str:
-        """The first reference (generation) or empty string."""
-        return self.references[0] if self.references else ""
+__all__ = ["SPLITS", "Example", "Task", "TaskKind"]
 
 
 @dataclasses.dataclass

