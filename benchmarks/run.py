@@ -62,6 +62,7 @@ from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
 from agents.experiments.task_ids import task_entry  # noqa: E402
 from agents.experiments.tensorboard import log_rows  # noqa: E402
+from agents.experiments.tie_break import TieBreak  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
 from prompt_env.tasks.catalog import load_task  # noqa: E402
 
@@ -105,6 +106,11 @@ class TaskPlan:
     edit_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Edit env kwargs of the edit and search policies (the config's ``[edit_env]`` table,
     updated by the task's own ``edit_env`` table)."""
+    search_space: bool = False
+    """Edit-env policies search the shared search space (``agents.experiments.search_space``;
+    ``edit_options`` override parts of it) and select on its reward."""
+    tie_break: TieBreak | None = None
+    """Rescore the dev-tied best prompts of Edit-env policies on held-out inputs."""
 
 
 @dataclasses.dataclass
@@ -167,6 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--edit-minibatch", type=int, metavar="N",
                         help="dev inputs each edit / search candidate is scored on (default 8)")
+    parser.add_argument("--tie-break", action="store_true",
+                        help="Edit-env policies rescore their dev-tied best prompts on held-out "
+                             "inputs (charged to their budget); a config's tie_break = {...} sizes it")
     parser.add_argument("--tensorboard", type=Path, metavar="DIR",
                         help="also write TensorBoard event files, one run per results row")
     return parser.parse_args(argv)
@@ -220,6 +229,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
             raise SystemExit(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
         if path is not None:
             load_task(path, **options)  # a file that cannot be read fails before any work
+        try:
+            tie_break = TieBreak.of(True if args.tie_break else table.get("tie_break",
+                                                                          config.get("tie_break")))
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
         tasks.append(
             TaskPlan(
                 name,
@@ -231,6 +245,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
                 options,
                 path,
                 edit_env_options({**config.get("edit_env", {}), **table.get("edit_env", {})}),
+                bool(table.get("search_space", config.get("search_space", False))),
+                tie_break,
             )
         )
     out = args.out or Path(config.get("out", "runs/bench"))
@@ -330,6 +346,7 @@ def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter
                             data_dir=plan.data_dir, task_options=task.task_options,
                             train_reward=task.train_reward, test_limit=task.test_limit,
                             edit_minibatch=plan.edit_minibatch, edit_options=task.edit_options,
+                            search_space=task.search_space, tie_break=task.tie_break,
                             compose_options=plan.compose_options, reporter=reporter)
 
 
@@ -337,8 +354,10 @@ def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[
     """Train (if needed) and evaluate one policy; returns its results row."""
     context: dict[str, Any] = {"task": task.name,
                                "task_options": setting.env_kwargs.get("task_options", {})}
-    if task.edit_options:
-        context["edit_options"] = task.edit_options
+    if setting.edit_options:
+        context["edit_options"] = setting.edit_options
+    if task.tie_break is not None:
+        context["tie_break_options"] = dataclasses.asdict(task.tie_break)
     if task.path is not None:
         context["task_path"] = task.path
     return run_policy(setting, policy, plan.budget_of(task, policy), context)

@@ -148,6 +148,33 @@ class Prompt:
     def replace(self, **changes: object) -> Prompt:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def to_json(self) -> dict[str, object]:
+        """Every field as plain JSON data (the template in full): :meth:`from_json` rebuilds
+        the same prompt, e.g. from ``best_prompt.json`` or a run's saved state."""
+        return {**dataclasses.asdict(self), "exemplars": list(self.exemplars),
+                "verbalizer": list(self.verbalizer) if self.verbalizer is not None else None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Prompt:
+        """The prompt of :meth:`to_json`'s data; TaskFormatError naming a missing or bad field."""
+        try:
+            template = data["template"]
+            if not isinstance(template, Mapping):
+                raise TypeError("template must be an object")
+            verbalizer = data.get("verbalizer")
+            return cls(
+                instruction=str(data["instruction"]),
+                template=Template(**{k: str(v) for k, v in template.items()}),
+                exemplars=tuple(int(i) for i in data.get("exemplars", ())),  # type: ignore[union-attr]
+                verbalizer=None if verbalizer is None else tuple(str(w) for w in verbalizer),  # type: ignore[union-attr]
+                chat=bool(data.get("chat", False)),
+                name=str(data.get("name", "")),
+                calibration=None if data.get("calibration") is None else str(data["calibration"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise TaskFormatError(f"not a prompt's JSON form ({error}): expected the keys of "
+                                  "Prompt.to_json() (instruction, template, exemplars, ...)") from None
+
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,

@@ -94,6 +94,31 @@ def resolve_reward(task: Task, reward: str | Reward | None) -> Reward:
     return chosen
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoringOptions:
+    """How pairs of one task are scored, checked once: the reward object, the calibration of
+    label scores and the generation length (None: the task's default). Build it with
+    :meth:`for_task`; :func:`evaluate` and the envs take it as it is."""
+
+    reward: Reward
+    calibration: str | None = None
+    max_new_tokens: int | None = None
+
+    @classmethod
+    def for_task(cls, task: Task, reward: str | Reward | None = None,
+                 calibration: str | None = None, max_new_tokens: int | None = None) -> ScoringOptions:
+        """Resolve ``reward`` (a name, a ``module:function``, a Reward, None: the task's metric)
+        and check ``calibration`` against the task; ValueError naming what to change."""
+        chosen = resolve_reward(task, reward)
+        check_calibration(calibration)
+        if calibration is not None and task.kind != "classification":
+            raise ValueError(
+                f"calibration={calibration!r} is for classification tasks, but task {task.name!r} "
+                f"is {task.kind}; use calibration=None"
+            )
+        return cls(chosen, calibration, max_new_tokens)
+
+
 def default_max_new_tokens(task: Task) -> int:
     if task.max_new_tokens is not None:
         return task.max_new_tokens
@@ -108,6 +133,7 @@ def evaluate(
     max_new_tokens: int | None = None,
     *,
     calibration: str | None = None,
+    options: ScoringOptions | None = None,
 ) -> list[Outcome]:
     """Score every ``(prompt, example)`` pair; one outcome per pair, in order.
 
@@ -115,15 +141,12 @@ def evaluate(
     or None for the task's metric. ``max_new_tokens`` overrides the task's
     generation length. ``calibration`` (``"content-free"``, ``"pmi"`` or
     None) calibrates classification label scores (see the module docstring);
-    it raises ValueError for a generation task.
+    it raises ValueError for a generation task. ``options`` (checked once by
+    :meth:`ScoringOptions.for_task`) replaces those three.
     """
-    chosen = resolve_reward(task, reward)
-    check_calibration(calibration)
-    if calibration is not None and task.kind != "classification":
-        raise ValueError(
-            f"calibration={calibration!r} is for classification tasks, but task {task.name!r} "
-            f"is {task.kind}; use calibration=None"
-        )
+    if options is None:
+        options = ScoringOptions.for_task(task, reward, calibration, max_new_tokens)
+    chosen, calibration, max_new_tokens = options.reward, options.calibration, options.max_new_tokens
     if not pairs:
         return []
     if task.kind != "classification" and any(prompt.calibration for prompt, _ in pairs):
@@ -259,7 +282,10 @@ def outcome_matrix(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    check_calibration(calibration)
+    unknown = sorted(set(options) - {"max_new_tokens"})
+    if unknown:
+        raise TypeError(f"outcome_matrix() got unexpected keyword argument(s) {unknown}")
+    checked = ScoringOptions.for_task(task, reward, calibration, options.get("max_new_tokens"))
     total = len(examples) * len(prompts)
     rows: list[list[Outcome]] = []
     if on_progress is not None:
@@ -267,7 +293,7 @@ def outcome_matrix(
     for start in range(0, len(examples), chunk_size):
         chunk = examples[start : start + chunk_size]
         pairs = [(prompt, example) for example in chunk for prompt in prompts]
-        outcomes = evaluate(llm, task, pairs, reward=reward, calibration=calibration, **options)
+        outcomes = evaluate(llm, task, pairs, options=checked)
         for k in range(len(chunk)):
             rows.append(outcomes[k * len(prompts) : (k + 1) * len(prompts)])
         if on_progress is not None:
@@ -309,6 +335,7 @@ __all__ = [
     "CALIBRATIONS",
     "CONTENT_FREE_INPUTS",
     "Outcome",
+    "ScoringOptions",
     "calibrate",
     "calibration_logprobs",
     "calibration_premises",

@@ -65,7 +65,7 @@ def test_installed_command_runs_as_a_subprocess():
     assert done.returncode == 0, done.stderr
     assert "PromptEnv/BBCTopic-Select-v0" in done.stdout and "tabular-q" in done.stdout
     # a user mistake in a real process: exit status 2, one line and a hint, no traceback
-    done = subprocess.run([*command_path(), "train", "--env", TABULAR_ID, "--agent", "tabq", "--steps", "5"],
+    done = subprocess.run([*command_path(), "train", "--env", TABULAR_ID, "--policy", "tabq", "--steps", "5"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -92,7 +92,7 @@ def test_demo_calls_run_demo(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    code = main(["train", "--env", TABULAR_ID, "--agent", "tabular-q", "--steps", str(TRAIN_STEPS),
+    code = main(["train", "--env", TABULAR_ID, "--policy", "tabular-q", "--steps", str(TRAIN_STEPS),
                  "--seed", "0", "--out", str(out), "--env-kwargs", TINY_KWARGS])
     assert code == 0
     return out
@@ -151,7 +151,7 @@ def test_checkpoints_are_written_during_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Agent, "save", counting_save)
     out = tmp_path / "run"
-    code = main(["train", "--env", TABULAR_ID, "--agent", "tabular-q", "--steps", "12", "--llm", "fake",
+    code = main(["train", "--env", TABULAR_ID, "--policy", "tabular-q", "--steps", "12", "--llm", "fake",
                  "--out", str(out), "--checkpoint-every", "5", "--env-kwargs", TINY_KWARGS])
     assert code == 0
     assert saved_at == [5, 10, 12]  # two checkpoints, then the final save
@@ -160,7 +160,7 @@ def test_checkpoints_are_written_during_training(tmp_path, monkeypatch):
 
 def test_edit_run_is_evaluated_by_a_greedy_episode(tmp_path, capsys):
     out = tmp_path / "edit"
-    code = main(["train", "--env", "PromptEnv/BBCTopic-Edit-v0", "--agent", "dqn", "--steps", "30",
+    code = main(["train", "--env", "PromptEnv/BBCTopic-Edit-v0", "--policy", "dqn", "--steps", "30",
                  "--llm", "fake", "--out", str(out),
                  "--env-kwargs", '{"minibatch_size": 2, "max_edits": 3, "n_candidates": 2}'])
     assert code == 0
@@ -177,7 +177,7 @@ def test_edit_run_is_evaluated_by_a_greedy_episode(tmp_path, capsys):
 
 def test_select_run_with_a_box_agent_evaluates_with_box_observations(tmp_path):
     out = tmp_path / "dqn"
-    assert main(["train", "--env", "PromptEnv/BBCTopic-Select-v0", "--agent", "dqn", "--steps", "10",
+    assert main(["train", "--env", "PromptEnv/BBCTopic-Select-v0", "--policy", "dqn", "--steps", "10",
                  "--llm", "fake", "--out", str(out), "--env-kwargs", TINY_KWARGS]) == 0
     assert main(["eval", "--run", str(out), "--split", "dev", "--limit", "3", "--dev-limit", "3"]) == 0
     rows = json.loads((out / "eval_dev.json").read_text())["rows"]
@@ -204,28 +204,28 @@ def no_data_dir(monkeypatch):
 
 TRAIN = ["train", "--steps", "5", "--llm", "fake"]
 MISTAKES = {
-    "unknown env id": ([*TRAIN, "--env", "PromptEnv/BBCTopc-Select-v0", "--agent", "tabular-q"],
+    "unknown env id": ([*TRAIN, "--env", "PromptEnv/BBCTopc-Select-v0", "--policy", "tabular-q"],
                        "unknown env id", "BBCTopic"),
-    "unknown version": ([*TRAIN, "--env", "PromptEnv/BBCTopic-Select-v9", "--agent", "tabular-q"],
+    "unknown version": ([*TRAIN, "--env", "PromptEnv/BBCTopic-Select-v9", "--policy", "tabular-q"],
                         "unknown env id", "prompt-env list"),
-    "unknown agent": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabq"], "unknown agent", "tabular-q"),
-    "missing data dir": ([*TRAIN, "--env", "PromptEnv/SST2-Select-Tabular-v0", "--agent", "tabular-q"],
+    "unknown agent": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabq"], "unknown agent", "tabular-q"),
+    "missing data dir": ([*TRAIN, "--env", "PromptEnv/SST2-Select-Tabular-v0", "--policy", "tabular-q"],
                          "data directory", "PROMPT_ENV_DATA"),
-    "bad llm spec": (["train", "--steps", "5", "--env", TABULAR_ID, "--agent", "tabular-q", "--llm", "gpt-9"],
+    "bad llm spec": (["train", "--steps", "5", "--env", TABULAR_ID, "--policy", "tabular-q", "--llm", "gpt-9"],
                      "unknown LLM spec", "LLM spec forms"),
-    "bad json": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabular-q", "--env-kwargs", "{max_examples: 6}"],
+    "bad json": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q", "--env-kwargs", "{max_examples: 6}"],
                  "not valid JSON", "JSON object"),
-    "json not an object": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabular-q", "--env-kwargs", "[1]"],
+    "json not an object": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q", "--env-kwargs", "[1]"],
                            "must be a JSON object", "JSON object"),
-    "unknown env kwarg": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabular-q", "--env-kwargs", '{"colour": 1}'],
+    "unknown env kwarg": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q", "--env-kwargs", '{"colour": 1}'],
                           "'colour'", "max_examples"),
-    "bad env kwarg value": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabular-q",
+    "bad env kwarg value": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q",
                              "--env-kwargs", '{"episode_length": 0}'], "episode_length", "--help"),
-    "agent does not fit env": ([*TRAIN, "--env", "PromptEnv/BBCTopic-Select-v0", "--agent", "tabular-q"],
+    "agent does not fit env": ([*TRAIN, "--env", "PromptEnv/BBCTopic-Select-v0", "--policy", "tabular-q"],
                                "Discrete observation", "-Tabular"),
-    "reward of the wrong kind": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabular-q",
+    "reward of the wrong kind": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q",
                                   "--env-kwargs", '{"reward": "f1"}'], "generation tasks", "accuracy"),
-    "unknown agent kwarg": ([*TRAIN, "--env", TABULAR_ID, "--agent", "tabular-q", "--agent-kwargs", '{"alpha": 1}'],
+    "unknown agent kwarg": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q", "--agent-kwargs", '{"alpha": 1}'],
                             "alpha", "--agent-kwargs"),
 }
 
@@ -253,7 +253,7 @@ def test_eval_of_a_directory_without_run_json(tmp_path, capsys):
 
 def test_eval_of_a_run_with_a_damaged_agent_file(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--env", TABULAR_ID, "--agent", "tabular-q", "--steps", "4", "--llm", "fake",
+    assert main(["train", "--env", TABULAR_ID, "--policy", "tabular-q", "--steps", "4", "--llm", "fake",
                  "--out", str(out), "--env-kwargs", TINY_KWARGS]) == 0
     (out / "agent.safetensors").write_bytes(b"not an agent")
     capsys.readouterr()
@@ -263,6 +263,6 @@ def test_eval_of_a_run_with_a_damaged_agent_file(tmp_path, capsys):
 
 
 def test_argparse_errors_return_2(capsys):
-    assert main(["train", "--env", TABULAR_ID, "--agent", "tabular-q", "--steps", "0"]) == 2
+    assert main(["train", "--env", TABULAR_ID, "--policy", "tabular-q", "--steps", "0"]) == 2
     assert "positive integer" in capsys.readouterr().err
     assert main(["eval", "--run", ".", "--split", "validation"]) == 2

@@ -85,7 +85,7 @@ def test_cli_trains_and_evaluates_a_compose_run(tmp_path):
 
     run = tmp_path / "run"
     kwargs = json.dumps({"vocab_size": 12, "prompt_length": 2, "minibatch_size": 2, "max_examples": 4})
-    assert main(["train", "--env", "PromptEnv/SST2-Compose-v0", "--agent", "dqn", "--steps", "20",
+    assert main(["train", "--env", "PromptEnv/SST2-Compose-v0", "--policy", "dqn", "--steps", "20",
                  "--llm", "fake", "--env-kwargs", kwargs, "--out", str(run)]) == 0
     assert main(["eval", "--run", str(run), "--split", "test", "--limit", "3"]) == 0
     report = json.loads((run / "eval_test.json").read_text())

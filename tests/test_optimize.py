@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main
-from agents.experiments.optimize import choose_method, single_prompt_methods
+from agents.experiments.optimize_plan import choose_method, single_prompt_methods
 
 NAMES = ("negative", "positive")
 
@@ -80,7 +80,104 @@ def test_optimize_refuses_what_it_cannot_do(reviews, tmp_path, capsys):
     assert main(["optimize", "--data", str(reviews), "--metric", "nope_mod_xyz:f", "--dry-run"]) == 2
     assert "cannot import module 'nope_mod_xyz'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="chooses a prompt per input"):
-        choose_method(500, 11, "dqn")
+        choose_method(500, 11, 32, "dqn")
     with pytest.raises(ValueError, match="unknown policy 'ucb'"):
-        choose_method(500, 11, "ucb")
+        choose_method(500, 11, 32, "ucb")
     assert {"best-fixed-on-dev", "ucb1"} <= set(single_prompt_methods())
+
+
+def test_presets_and_the_budget_rule_in_the_dry_run(reviews, tmp_path, capsys):
+    """Presets are multiples of the pool cost (11 prompts x 6 dev inputs = 66 calls here)."""
+    from agents.experiments.optimize_plan import BUDGET_RULE, plan_run
+
+    assert plan_run(str(reviews), budget="light").budget == 66
+    assert plan_run(str(reviews), budget="light").method == "best-fixed-on-dev"
+    heavy = plan_run(str(reviews), budget="heavy")
+    assert heavy.budget == 330 and heavy.method == "edit-tabular-q" and heavy.by_rule
+    assert heavy.search_space["n_slots"] == 4 and heavy.tie_break is not None
+    assert heavy.train_reward == "accuracy_margin"
+    assert plan_run(str(reviews), budget=int(BUDGET_RULE * 66) - 1).method == "best-fixed-on-dev"
+    assert main(["optimize", "--data", str(reviews), "--budget", "heavy", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "rule: edit-tabular-q" in printed and "presets for this task: light 66 calls" in printed
+    assert "tie-break:" in printed and "search space:" in printed
+    assert main(["optimize", "--data", str(reviews), "--budget", "huge", "--dry-run"]) == 2
+    assert "light, medium, heavy" in capsys.readouterr().err
+
+
+def test_old_option_names_still_work_with_a_note(reviews, capsys):
+    assert main(["optimize", "--data", str(reviews), "--budget", "66", "--method", "ucb1",
+                 "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "--method is deprecated; use --policy" in captured.err
+    assert "method ucb1" in captured.out
+
+
+def test_a_killed_run_restarts_and_ends_with_the_same_result(reviews, tmp_path):
+    """kill -9 in the middle of the search; the same command finishes it from the saved state
+    and the response cache, with the result of a run that was never killed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "agents.cli", "optimize", "--data", str(reviews), "--budget",
+               "150", "--policy", "hill-climb", "--test-limit", "4", "--no-progress", "--out", str(out)]
+    env = {**os.environ, "PROMPT_ENV_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    state = out / "state.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.exists() and "pool" in json.loads(state.read_text())["phases"]:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # well into the search, which scores about 90 new pairs
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    phases = json.loads(state.read_text())["phases"]
+    assert "pool" in phases and "search" not in phases and not (out / "results.json").exists()
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    said = resumed.stdout + resumed.stderr
+    assert "resuming from" in said and "pool already done" in said
+    fresh = tmp_path / "fresh"  # never killed (its answers come from the same cache)
+    assert main(["optimize", "--data", str(reviews), "--budget", "150", "--policy", "hill-climb",
+                 "--test-limit", "4", "--no-progress", "--out", str(fresh)]) == 0
+    assert (out / "best_prompt.txt").read_text() == (fresh / "best_prompt.txt").read_text()
+    killed_rows, fresh_rows = (json.loads((d / "results.json").read_text()) for d in (out, fresh))
+    keys = ("policy", "test_score", "llm_calls", "distinct_pairs", "train_calls", "eval_calls")
+    assert [{k: r[k] for k in keys} for r in killed_rows] == [{k: r[k] for k in keys} for r in fresh_rows]
+
+
+def test_mlflow_tracking_to_a_local_file_store(reviews, tmp_path):
+    from agents import optimize
+    from agents.experiments.tracking import read_run
+
+    store = tmp_path / "mlruns"
+    result = optimize(reviews, budget=33, test_limit=4, out=tmp_path / "tracked", progress=False,
+                      tracking_uri=str(store))
+    run = read_run(str(store), result.tracking_run_id)
+    assert run["status"] == "FINISHED" and run["params"]["config.budget"] == "33"
+    assert run["params"]["plan.method"] == "best-fixed-on-dev"
+    assert run["metrics"]["test_score/manual"] == result.rows[0]["test_score"]
+    curve = run["history"]["best_dev_score"]
+    assert len(curve) == 11 and [step for step, _ in curve] == sorted(step for step, _ in curve)
+    assert {"best_prompt.txt", "best_prompt.json", "report.md", "results_table.json"} <= set(
+        run["artifacts"])
+
+
+def test_the_report_shows_what_the_model_answered(reviews, tmp_path):
+    from agents import optimize
+
+    result = optimize(reviews, budget=33, test_limit=4, out=tmp_path / "answers", progress=False)
+    report = (tmp_path / "answers" / "report.md").read_text()
+    assert "## What the model answered (the first 4 held-out inputs)" in report
+    from prompt_env.tasks import load_task
+
+    first = load_task(str(reviews)).split("test")[0].text  # the first held-out input
+    assert first[:40] in report.replace("\\|", "|")
+    assert "(p=0." in report and result.rows[0]["policy"] == "manual"

@@ -191,7 +191,7 @@ def test_train_run_directory_is_user_only(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     out = tmp_path / "runs" / "r1"
-    code = main(["train", "--env", "PromptEnv/BBCTopic-Select-Tabular-v0", "--agent", "tabular-q",
+    code = main(["train", "--env", "PromptEnv/BBCTopic-Select-Tabular-v0", "--policy", "tabular-q",
                  "--steps", "6", "--llm", "fake", "--out", str(out), "--checkpoint-every", "3",
                  "--env-kwargs", json.dumps({"max_examples": 6, "episode_length": 3})])
     assert code == 0

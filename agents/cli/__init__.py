@@ -1,11 +1,16 @@
 """The `prompt-env` command: list, train, eval, demo, optimize.
 
     prompt-env list [--all]
-    prompt-env train --env ID --agent NAME --steps N [--llm SPEC] [--seed S] [--out DIR]
+    prompt-env train --env ID --policy NAME --steps N [--llm SPEC] [--seed S] [--out DIR]
                      [--env-kwargs JSON] [--agent-kwargs JSON] [--checkpoint-every N]
     prompt-env eval --run DIR [--split test] [--limit N] [--dev-limit N] [--reward NAME] [--llm SPEC]
     prompt-env demo [--out DIR] [--steps N] [--n-test N] [--llm SPEC] [--seed S]
-    prompt-env optimize --data PATH [--llm SPEC] [--budget N] [--method NAME] [--dry-run] [--out DIR]
+    prompt-env optimize --data PATH [--llm SPEC] [--budget N|light|medium|heavy] [--policy NAME]
+                        [--dry-run] [--mlflow [URI]] [--out DIR]
+
+"Policy" is the one word for a way of choosing prompts: ``train --policy``, ``optimize
+--policy`` and the harness's ``--policies`` take names of the one registry (``prompt-env
+list``). The old ``train --agent`` and ``optimize --method`` still work, with a note on stderr.
 
 User mistakes (unknown env id or agent, missing data directory, bad LLM
 spec, bad JSON, a directory that is not a run) print one line and a hint on
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agents.cli import optimize as optimize_command
-from agents.cli.checks import UsageError
+from agents.cli.checks import DeprecatedAlias, UsageError
 from agents.cli.listing import command_list
 from agents.cli.runs import AGENT_FILE, command_demo, command_eval, command_train
 
@@ -41,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  prompt-env list\n"
-            "  prompt-env train --env PromptEnv/BBCTopic-Select-Tabular-v0 --agent tabular-q --steps 300 "
+            "  prompt-env train --env PromptEnv/BBCTopic-Select-Tabular-v0 --policy tabular-q --steps 300 "
             "--out runs/tq\n"
             "  prompt-env eval --run runs/tq --split test --limit 60\n"
             "  prompt-env demo --steps 300 --n-test 60\n"
-            "  prompt-env optimize --data my.jsonl --budget 500 --out runs/opt"
+            "  prompt-env optimize --data my.jsonl --budget medium --out runs/opt"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -63,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an agent on an env and save it with its learning curve")
     train.add_argument("--env", required=True, metavar="ID", help="env id, e.g. PromptEnv/BBCTopic-Select-Tabular-v0")
-    train.add_argument("--agent", required=True, metavar="NAME", help="agent name (see `prompt-env list`)")
+    train.add_argument("--policy", required=True, metavar="NAME",
+                       help="a learning policy of the registry: an agent of this package "
+                            "(tabular-q, dqn, ucb1, ...; see `prompt-env list`)")
+    train.add_argument("--agent", dest="policy", action=DeprecatedAlias, new="--policy",
+                       help=argparse.SUPPRESS)
     train.add_argument("--steps", required=True, type=_positive_int, help="env steps to train for")
     train.add_argument("--llm", help='task LLM spec (default "default", or the "llm" of --env-kwargs)')
     train.add_argument("--seed", type=int, default=0, help="seed of the agent and the env (default 0)")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import inspect
 import json
+import sys
 from typing import Any
 
 
@@ -42,12 +44,27 @@ def check_agent(name: str) -> str:
                      hint + "`prompt-env list` describes them")
 
 
-def check_llm_spec(spec: str | dict[str, Any]) -> str | dict[str, Any]:
-    """The spec unchanged when valid; LLMSpecError otherwise (nothing is loaded)."""
+def check_llm_spec(spec: str | dict[str, Any], *, normalized: bool = False) -> str | dict[str, Any]:
+    """The spec (``normalized``: in its checked dict form, which every env takes as it is) when
+    valid; LLMSpecError otherwise (nothing is loaded)."""
     from prompt_env.llm import normalize_spec
 
-    normalize_spec(spec)
-    return spec
+    checked = normalize_spec(spec)
+    return checked if normalized else spec
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old option name kept working: stores into the new option's ``dest`` and says, once
+    on stderr, which option replaces it."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"prompt-env: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
@@ -72,15 +89,31 @@ def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
     spec = gym.spec(env_id)
     if not isinstance(spec.entry_point, str):
         return
-    creator = load_env_creator(spec.entry_point)
-    parameters = inspect.signature(creator).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    parameters = accepted_kwargs(load_env_creator(spec.entry_point))
+    if parameters is None:
         return
     unknown = sorted(set(env_kwargs) - set(parameters))
     if unknown:
-        accepted = ", ".join(p for p in parameters if p != "self")
+        accepted = ", ".join(parameters)
         raise UsageError(f"--env-kwargs: {env_id} takes no argument(s) {', '.join(map(repr, unknown))}",
                          f"accepted: {accepted}")
+
+
+def accepted_kwargs(creator: Any) -> list[str] | None:
+    """The keyword arguments an env class (or creator function) takes, its own and those its
+    ``**options`` pass on to the base classes; None when a ``**kwargs`` accepts anything."""
+    classes = creator.__mro__ if isinstance(creator, type) else (creator,)
+    names: list[str] = []
+    for cls in classes:
+        function = cls.__init__ if isinstance(cls, type) else cls
+        if isinstance(cls, type) and "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(function).parameters
+        names += [n for n, p in parameters.items() if n != "self" and n not in names
+                  and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return names
+    return None
 
 
 def check_reward(env: Any, reward: str | None) -> None:

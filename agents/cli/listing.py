@@ -30,7 +30,7 @@ def command_list(args: argparse.Namespace) -> int:
     ids = registered_ids()
     console.print(env_ids_table(ids, list(ENV_KINDS)))
     console.print(f"{len(ids)} env ids in all; `prompt-env list --all` prints every one.", highlight=False)
-    console.print(agents_table())
+    console.print(policies_table())
     console.print(llm_specs_table())
     return 0
 
@@ -95,14 +95,15 @@ def env_ids_table(ids: list[str], kinds: list[str]) -> Any:
     return table
 
 
-def agents_table() -> Any:
-    """Agents (``train --agent``) and every registered policy (the harness and ``eval`` rows)."""
+def policies_table() -> Any:
+    """Every registered policy: the learners ``train --policy`` trains, and the rest (``optimize
+    --policy``, the harness's ``--policies``, ``eval`` rows)."""
     from rich.table import Table
 
     from agents import AGENTS
     from agents.experiments import POLICIES
 
-    table = Table(title="Agents (`train --agent NAME`) and policies (`eval` rows, benchmarks/run.py)")
+    table = Table(title="Policies (`train --policy NAME`, `optimize --policy NAME`, benchmarks/run.py --policies)")
     table.add_column("name", no_wrap=True)
     table.add_column("type", no_wrap=True)
     table.add_column("description")

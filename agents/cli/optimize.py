@@ -1,9 +1,10 @@
 """`prompt-env optimize`: from a data file to ``best_prompt.txt``, with the evidence beside it.
 
-    prompt-env optimize --data my.jsonl [--llm SPEC] [--budget 500] [--method NAME] [--seed S]
-                        [--input-field F] [--label-field F] [--label-names a,b]
-                        [--label-order sorted|first-seen] [--task-options JSON]
-                        [--test-limit N] [--metric NAME] [--dry-run] [--out runs/opt]
+    prompt-env optimize --data my.jsonl [--llm SPEC] [--budget N|light|medium|heavy]
+                        [--policy NAME] [--seed S] [--input-field F] [--label-field F]
+                        [--label-names a,b] [--label-order sorted|first-seen]
+                        [--task-options JSON] [--test-limit N] [--metric NAME]
+                        [--no-tie-break] [--mlflow [URI]] [--dry-run] [--out runs/opt]
 """
 
 from __future__ import annotations
@@ -12,7 +13,24 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agents.cli.checks import UsageError, check_llm_spec, parse_json_object
+from agents.cli.checks import DeprecatedAlias, UsageError, check_llm_spec, parse_json_object
+
+PRESET_NAMES = ("light", "medium", "heavy")
+
+
+def budget_value(text: str) -> int | str:
+    """``--budget``: a positive number of LLM calls or a preset name."""
+    if text in PRESET_NAMES:
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of LLM calls or one of {', '.join(PRESET_NAMES)}, "
+            f"got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of LLM calls, got {value}")
+    return value
 
 
 def add_parser(sub: Any, positive_int: Any) -> None:
@@ -26,10 +44,14 @@ def add_parser(sub: Any, positive_int: Any) -> None:
                           help="a .jsonl/.csv/.tsv file, a train/dev/test directory, a saved Hugging "
                                "Face datasets directory, or a catalog task name")
     optimize.add_argument("--llm", default="default", help='task LLM spec (default "default")')
-    optimize.add_argument("--budget", type=positive_int, default=500,
-                          help="LLM calls the search may request, cached or not (default 500)")
-    optimize.add_argument("--method", help="a registered single-prompt policy (default: "
-                                           "best-fixed-on-dev; see `prompt-env list`)")
+    optimize.add_argument("--budget", type=budget_value, default=500,
+                          help="LLM calls the search may request, cached or not, or a preset: "
+                               "light, medium, heavy = 1, 3, 5 x the task's pool cost (K pool "
+                               "prompts x up to 32 dev inputs); the dry run shows each (default 500)")
+    optimize.add_argument("--policy", help="a registered single-prompt policy (default: chosen by "
+                                           "the budget rule, shown by --dry-run; see `prompt-env list`)")
+    optimize.add_argument("--method", dest="policy", action=DeprecatedAlias, new="--policy",
+                          help=argparse.SUPPRESS)
     optimize.add_argument("--seed", type=int, default=0, help="seed of the method (default 0)")
     optimize.add_argument("--input-field", help="input field(s) of the data, comma-separated")
     optimize.add_argument("--label-field", help="label field (default 'label')")
@@ -41,6 +63,12 @@ def add_parser(sub: Any, positive_int: Any) -> None:
     optimize.add_argument("--test-limit", type=positive_int, default=200,
                           help="score on the first N held-out test inputs (default 200)")
     optimize.add_argument("--metric", help="reward that selects and evaluates (default: the task's metric)")
+    optimize.add_argument("--no-tie-break", action="store_true",
+                          help="Edit-env policies keep their best prompt on dev as it is (default: "
+                               "dev ties are rescored on held-out inputs, charged to the budget)")
+    optimize.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                          help="log the run to MLflow (default store: the file store ./mlruns; "
+                               "needs pip install 'prompt-env[tracking]')")
     optimize.add_argument("--dry-run", action="store_true",
                           help="print the projected number of LLM calls and exit (calls no LLM)")
     optimize.add_argument("--out", type=Path, default=Path("runs/opt"),
@@ -62,25 +90,26 @@ def task_options_of(args: argparse.Namespace) -> dict[str, Any]:
 def command_optimize(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from agents.experiments.optimize import optimize, plan_run
+    from agents.experiments.optimize import optimize
+    from agents.experiments.optimize_plan import plan_run
     from prompt_env.errors import DataNotFoundError
 
     console = Console()
-    llm = check_llm_spec(args.llm)
+    llm = check_llm_spec(args.llm, normalized=True)
     options = task_options_of(args)
-    common: dict[str, Any] = {"llm": llm, "budget": args.budget, "method": args.method,
-                              "task_options": options, "test_limit": args.test_limit,
-                              "metric": args.metric}
+    common: dict[str, Any] = {"llm": llm, "budget": args.budget, "task_options": options,
+                              "test_limit": args.test_limit, "metric": args.metric,
+                              "seed": args.seed, "tie_break": False if args.no_tie_break else None}
     try:
-        plan = plan_run(args.data, **common)
+        plan = plan_run(args.data, method=args.policy, **common)
     except DataNotFoundError as error:
         raise UsageError(str(error), "pass --data PATH of your file or directory") from None
     if args.dry_run:
         console.print(plan.describe(), highlight=False)
         console.print("dry run: no LLM was called", highlight=False)
         return 0
-    result = optimize(args.data, seed=args.seed, out=args.out, progress=not args.no_progress,
-                      **common)
+    result = optimize(args.data, policy=args.policy, out=args.out, plan=plan,
+                      progress=not args.no_progress, tracking_uri=args.mlflow, **common)
     from agents.experiments.report import policy_table
 
     console.print(policy_table(result.rows, f"{plan.task}: held-out test ({plan.n_test} inputs)")
@@ -90,4 +119,7 @@ def command_optimize(args: argparse.Namespace) -> int:
                   f"{usage.model_calls}), {usage.wall_s:.1f} s", highlight=False)
     console.print(f"Best prompt: {result.out / 'best_prompt.txt'}; report: {result.out / 'report.md'}",
                   highlight=False)
+    if result.tracking_run_id is not None:
+        console.print(f"MLflow run {result.tracking_run_id} in {args.mlflow or './mlruns'}",
+                      highlight=False)
     return 0

@@ -55,7 +55,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     console = Console()
     env_id = check_env_id(args.env)
-    agent_name = check_agent(args.agent)
+    agent_name = check_agent(args.policy)
     env_kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     agent_kwargs = parse_json_object(args.agent_kwargs, "--agent-kwargs")
     llm = check_llm_spec(args.llm if args.llm is not None else env_kwargs.pop("llm", "default"))
@@ -175,10 +175,10 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     if not run_dir.is_dir():
         raise UsageError(f"run directory {run_dir} does not exist",
-                         "make one with `prompt-env train --env ID --agent NAME --steps N --out DIR`")
+                         "make one with `prompt-env train --env ID --policy NAME --steps N --out DIR`")
     if not path.is_file():
         raise UsageError(f"{run_dir} has no {RUN_FILE}: it is not a run directory made by `prompt-env train`",
-                         "make one with `prompt-env train --env ID --agent NAME --steps N --out DIR`")
+                         "make one with `prompt-env train --env ID --policy NAME --steps N --out DIR`")
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:

@@ -5,8 +5,9 @@
 - ``best_prompt.json``: its parts (instruction, exemplars, template,
   verbalizer), how to fill it and how to read the model's answer;
 - ``report.md`` and ``score_vs_calls.png``: the winner next to the manual prompt
-  and the best pool prompt on held-out inputs, with what each cost;
-- ``results.json`` (the rows) and ``config.json`` (everything needed to rerun it).
+  and the best pool prompt on held-out inputs, with what each cost, and what the model
+  answered on a few of those inputs;
+- ``results.json`` (the rows) and ``config.json`` (everything needed to rerun it, the plan).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from agents.experiments.files import redact, save_json, save_text
 from agents.experiments.plots import plot_score_vs_cost
 from agents.experiments.report import policy_table
+from agents.experiments.search_space import describe_search_space
 from agents.experiments.usage import Usage
 
 if TYPE_CHECKING:
-    from agents.experiments.optimize import OptimizePlan
+    from agents.experiments.optimize_plan import OptimizePlan
 
 PROMPT_TEXT = "best_prompt.txt"
 PROMPT_JSON = "best_prompt.json"
@@ -30,6 +32,7 @@ REPORT = "report.md"
 PLOT = "score_vs_calls.png"
 RESULTS = "results.json"
 CONFIG = "config.json"
+OUTPUT_FILES = (PROMPT_TEXT, PROMPT_JSON, REPORT, PLOT, RESULTS, CONFIG)
 
 FILL_NOTE = ("replace each {field} placeholder with the input's text, as a literal string replacement "
              "(not str.format: inputs may contain braces)")
@@ -94,39 +97,77 @@ def prompt_description(prompt: Any, task: Any) -> dict[str, Any]:
     }
 
 
+def short_spec(spec: Any) -> str:
+    """The shortest form of an LLM spec a shell user types: ``default``, ``hf:<path>``,
+    ``openai:<url>#<model>``, else its JSON."""
+    if isinstance(spec, str):
+        return spec
+    keys = set(spec)
+    if keys == {"backend"} and spec["backend"] in ("default", "fake"):
+        return str(spec["backend"])
+    if keys == {"backend", "model"} and spec["backend"] == "hf":
+        return f"hf:{spec['model']}"
+    if keys == {"backend", "base_url", "model"} and spec["backend"] == "openai":
+        return f"openai:{spec['base_url']}#{spec['model']}"
+    return json.dumps(spec)
+
+
 def reproduce_command(config: dict[str, Any], out: Path) -> str:
     """The ``prompt-env optimize`` command line that reruns this run."""
     parts = ["prompt-env", "optimize", "--data", str(config["data"]), "--budget", str(config["budget"]),
-             "--method", str(config["method"]), "--seed", str(config["seed"]), "--out", str(out)]
-    llm = config["llm"]
-    parts += ["--llm", llm if isinstance(llm, str) else json.dumps(llm)]
+             "--policy", str(config["policy"]), "--seed", str(config["seed"]), "--out", str(out)]
+    parts += ["--llm", short_spec(config["llm"])]
     if config.get("task_options"):
         parts += ["--task-options", json.dumps(config["task_options"])]
     if config.get("test_limit") is not None:
         parts += ["--test-limit", str(config["test_limit"])]
     if config.get("metric"):
         parts += ["--metric", str(config["metric"])]
+    if config.get("tie_break") is None and _is_edit_search(config):
+        parts += ["--no-tie-break"]
     return shlex.join(parts)
 
 
+def _is_edit_search(config: dict[str, Any]) -> bool:
+    from agents.experiments.optimize_plan import uses_edit_env
+
+    return uses_edit_env(str(config["policy"]))
+
+
 def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage, text: str,
-                    command: str) -> str:
-    """``report.md``: what was searched, the comparison on held-out inputs, the winner, the cost."""
+                    command: str, examples: list[dict[str, Any]]) -> str:
+    """``report.md``: what was searched, the comparison on held-out inputs, what the model
+    answered on a few of them, the winner, the cost."""
     winner = rows[-1]
     manual = rows[0]
     gain = winner["test_score"] - manual["test_score"]
     verdict = ("better than" if gain > 0 else "the same as" if gain == 0 else "worse than")
+    extra = [key for key in ("f1",) if key in winner]
+    table = policy_table(rows, notes=True)
+    for key in extra:  # generation tasks: token F1 beside the task's metric
+        table.headers.insert(2, f"test {key}")
+        table.align.insert(2, "right")
+        for cells, row in zip(table.rows, rows, strict=True):
+            cells.insert(2, f"{row[key]:.3f}")
     lines = [
         f"# Optimized prompt for {plan.task}",
         "",
         f"Method: **{plan.method}**: {plan.reason}.",
         "",
+    ]
+    if plan.search_space:
+        lines += [f"Search space: {describe_search_space(plan.search_space, plan.train_reward)}."
+                  + (f" Dev ties (prompts within {plan.tie_break.within} dev input(s) of the best, "
+                     f"up to {plan.tie_break.prompts}) rescored on {plan.tie_break.inputs} held-out "
+                     "inputs no candidate shows, charged to the budget."
+                     if plan.tie_break else ""), ""]
+    lines += [
         f"Held-out test: the first {plan.n_test} test inputs, metric `{winner['metric']}`. "
         f"The winner scores {winner['test_score']:.3f}, {verdict} the manual prompt "
         f"({manual['test_score']:.3f}, {gain:+.3f}). It was chosen on train/dev only; the test "
         "inputs were scored once, after the choice.",
         "",
-        policy_table(rows, notes=True).to_markdown(),
+        table.to_markdown(),
         "",
         "`LLM calls` = calls requested for the search (or the dev scores of the pool) plus the "
         "held-out evaluation, whether the response cache answered them or not; `distinct pairs` = "
@@ -137,6 +178,9 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
         f"Whole run: {usage.calls} LLM calls requested, {usage.cache_hits} answered by the cache, "
         f"{usage.model_calls} by the model, {usage.wall_s:.1f} s.",
         "",
+    ]
+    lines += answers_section(examples)
+    lines += [
         f"## The prompt (`{PROMPT_TEXT}`; parts and usage in `{PROMPT_JSON}`)",
         "",
         "```",
@@ -155,8 +199,38 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
     return "\n".join(lines)
 
 
+def _cell(text: str, width: int = 90) -> str:
+    """Table-safe text: one line, pipes escaped, cut at ``width`` characters."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def answers_section(examples: list[dict[str, Any]]) -> list[str]:
+    """What the model answered on the first held-out inputs under the manual prompt and the
+    winner (a classification answer with its probability), so a score has a face."""
+    if not examples:
+        return []
+    names = list(examples[0]["answers"])
+    header = ["#", "input", "reference", *(f"{n} answer" for n in names)]
+    lines = [f"## What the model answered (the first {len(examples)} held-out inputs)", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(["---:"] + ["---"] * (len(header) - 1)) + "|"]
+    for i, example in enumerate(examples, 1):
+        cells = [str(i), _cell(example["input"]), _cell(example["reference"], 40)]
+        for name in names:
+            answer = example["answers"][name]
+            mark = "✓" if answer["score"] >= 1.0 or (answer["score"] > 0 and "probability" not in answer) else "✗"
+            prob = f" (p={answer['probability']:.2f})" if "probability" in answer else ""
+            cells.append(f"{mark} {_cell(answer['answer'], 50)}{prob}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "✓/✗: the answer's reward on that input is full / not full (generation: any "
+                  "credit counts as ✓). p: the answer's probability among the label words.", ""]
+    return lines
+
+
 def write_run_files(out: Path, *, winner: Any, task: Any, rows: list[dict[str, Any]],
-                  plan: OptimizePlan, usage: Usage, config: dict[str, Any]) -> str:
+                    plan: OptimizePlan, usage: Usage, config: dict[str, Any],
+                    examples: list[dict[str, Any]] | None = None,
+                    curve: list[tuple[int, float]] | None = None) -> str:
     """Write every output file of a run into ``out``; returns the ``best_prompt.txt`` text."""
     from agents.checkpoint import package_version
 
@@ -165,13 +239,14 @@ def write_run_files(out: Path, *, winner: Any, task: Any, rows: list[dict[str, A
     save_text(text if text.endswith("\n") else text + "\n", out / PROMPT_TEXT)
     description = prompt_description(winner, task)
     description["scores"] = {r["policy"]: r["test_score"] for r in rows}
+    description["prompt_object"] = winner.to_json()
     save_json(description, out / PROMPT_JSON)
     save_json(rows, out / RESULTS)
     clean = redact(config)
     command = reproduce_command(clean, out)
-    save_json({**clean, "plan": plan.__dict__ | {"total_calls": plan.total_calls},
-               "usage": usage.as_dict(), "package_version": package_version(),
-               "command": command}, out / CONFIG)
+    save_json({**clean, "plan": plan.as_dict(), "usage": usage.as_dict(),
+               "best_dev_curve": [list(point) for point in curve or []],
+               "package_version": package_version(), "command": command}, out / CONFIG)
     plot_score_vs_cost(rows, out / PLOT)
-    save_text(report_markdown(rows, plan, usage, text, command), out / REPORT)
+    save_text(report_markdown(rows, plan, usage, text, command, examples or []), out / REPORT)
     return text

@@ -35,8 +35,9 @@ from agents.experiments.curves import CurveRecorder, search_curve
 from agents.experiments.evaluate import greedy_edit_episode
 from agents.experiments.registry import Policy, PolicyResult, register_policy
 from agents.experiments.setting import Setting
+from agents.experiments.tie_break import break_ties
 from agents.experiments.train import agent_defaults, describe_status
-from agents.experiments.usage import measured, read_usage
+from agents.experiments.usage import Usage, measured, read_usage
 from agents.progress import reporter_for
 from agents.search import SEARCH_METHODS, MinibatchScorer, SearchMethod
 
@@ -46,27 +47,50 @@ def edit_env_kwargs(setting: Setting, budget: int, **extra: Any) -> dict[str, An
     return setting.edit_kwargs(budget, **extra)
 
 
+def search_budget(setting: Setting, budget: int) -> int:
+    """What the search itself may spend: the budget less the tie-break's reserve, if any."""
+    return budget if setting.tie_break is None else budget - setting.tie_break.reserve(budget)
+
+
+def tie_broken(setting: Setting, env: Any, budget: int, prompt: Any, usage: Usage, notes: str,
+               extra: dict[str, Any]) -> tuple[Any, Usage, str, dict[str, Any]]:
+    """The policy's result after the setting's tie-break (unchanged without one): the best
+    prompt the search scored, dev ties broken on held-out inputs, what the search left of
+    ``budget`` (at most the tie-break's reserve) spent on it."""
+    if setting.tie_break is None or not env.unwrapped.scored_prompts():
+        return prompt, usage, notes, extra
+    result = break_ties(env.unwrapped, setting.select_env(), setting.tie_break,
+                        reward=setting.train_reward, seed=setting.seed,
+                        calls=min(setting.tie_break.reserve(budget), budget - usage.calls))
+    extra = {**extra, "final_prompt": result.prompt.describe(), "tie_break": result.details,
+             "tie_break_calls": result.usage.calls}
+    return result.prompt, usage + result.usage, f"{notes}; tie-break: {result.notes}", extra
+
+
 # ------------------------------------------------------------------------ search baselines
 
 
 def _search_runner(name: str, method: SearchMethod) -> Callable[[Setting, int], PolicyResult]:
     def run(setting: Setting, budget: int) -> PolicyResult:
-        env = setting.make(setting.edit_id, **edit_env_kwargs(setting, budget))
+        own = search_budget(setting, budget)
+        env = setting.make(setting.edit_id, **edit_env_kwargs(setting, own))
         with measured(env) as usage:
             scorer = MinibatchScorer(env, seed=setting.seed)
-            method(scorer, np.random.default_rng(setting.seed), budget // setting.edit_cost())
+            method(scorer, np.random.default_rng(setting.seed), own // setting.edit_cost())
             config, score = scorer.best()
             prompt = env.unwrapped.prompt_of(config.as_dict())
-        env.close()
         start_score = scorer.initial_score
         gain = "" if score is None or start_score is None else f", {score - start_score:+.3f} over the start"
         notes = (f"best of {len(scorer.history)} candidates on one dev minibatch of "
                  f"{setting.edit_cost()} (minibatch score {score if score is None else round(score, 4)}{gain})")
         history = [(e.llm_calls, e.distinct, e.score) for e in scorer.history]
-        return PolicyResult(prompt=prompt, train=usage(), curve=scorer.curve(), notes=notes,
-                            extra={"final_prompt": prompt.describe(), "candidates": len(scorer.history),
-                                   "search_score": score, "start_score": start_score,
-                                   "search_curve": search_curve(history)})
+        extra = {"final_prompt": prompt.describe(), "candidates": len(scorer.history),
+                 "search_score": score, "start_score": start_score,
+                 "search_curve": search_curve(history)}
+        prompt, spent, notes, extra = tie_broken(setting, env, budget, prompt, usage(), notes, extra)
+        env.close()
+        return PolicyResult(prompt=prompt, train=spent, curve=scorer.curve(), notes=notes,
+                            extra=extra)
 
     run.__name__ = f"run_{name.replace('-', '_')}"
     return run
@@ -142,8 +166,9 @@ def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
 
 
 def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Setting, int], PolicyResult]:
-    def run(setting: Setting, budget: int) -> PolicyResult:
+    def run(setting: Setting, total: int) -> PolicyResult:
         tabular = agent_name == "tabular-q"
+        budget = search_budget(setting, total)  # the rest is the tie-break's
         env = CurveRecorder(setting.make(setting.edit_id,
                                          **edit_env_kwargs(setting, budget, tabular=tabular)))
         m = setting.edit_cost()
@@ -181,7 +206,6 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
 
             episode = greedy_edit_episode(env, record, seed=setting.seed)
         curve = env.curve[: len(env.curve) - len(episode.edits)]  # training steps only
-        env.close()
         prompts = [*path, episode.prompt]
         scores = [episode.initial_score, *(e["score"] for e in episode.edits)]
         best = int(np.argmax(scores))  # the first of ties: the shorter path
@@ -193,10 +217,14 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
         visited = [(c["llm_calls"], c["distinct"], c["score"]) for c in curve if "score" in c]
         first = (curve[0]["llm_calls"], curve[0]["distinct"], scores[0]) if curve else None
-        return PolicyResult(prompt=prompts[best], train=usage(), curve=curve, notes=notes,
-                            extra={"final_prompt": prompts[best].describe(), "edit_steps": trained,
-                                   "search_score": scores[best], "start_score": scores[0],
-                                   "search_curve": search_curve(visited, first)})
+        extra = {"final_prompt": prompts[best].describe(), "edit_steps": trained,
+                 "search_score": scores[best], "start_score": scores[0],
+                 "search_curve": search_curve(visited, first)}
+        # with a tie-break, the best prompt the learner scored (not only on its greedy path)
+        prompt, spent, notes, extra = tie_broken(setting, env, total, prompts[best], usage(), notes,
+                                                 extra)
+        env.close()
+        return PolicyResult(prompt=prompt, train=spent, curve=curve, notes=notes, extra=extra)
 
     run.__name__ = f"run_edit_{agent_name.replace('-', '_')}{'_prior' if action_prior else ''}"
     return run

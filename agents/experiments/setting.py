@@ -16,7 +16,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.experiments.search_space import search_space_options, search_train_reward
 from agents.experiments.task_ids import task_envs
+from agents.experiments.tie_break import TieBreak
 from agents.experiments.usage import Usage, measured
 from agents.progress import ProgressReporter
 from prompt_env.tasks.catalog import TASK_CATALOG
@@ -83,6 +85,9 @@ class Setting:
     """The task's Compose env id (classification tasks), for policies that write prompts word by word."""
     compose_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """``gym.make`` kwargs of the Compose env only (``prompt_length``, ``position``, ``zscore`` ...)."""
+    tie_break: TieBreak | None = None
+    """Edit-env searches and learners: rescore the dev-tied best prompts on held-out inputs
+    (:mod:`~agents.experiments.tie_break`); None keeps the best on dev as it is."""
     reporter: ProgressReporter | None = dataclasses.field(default=None, repr=False, compare=False)
     """Where progress goes (a silent reporter when None)."""
     # made on first use and kept; ``dataclasses.replace`` starts a copy without them
@@ -99,15 +104,18 @@ class Setting:
                  data_dir: str | None = None, task_options: dict[str, Any] | None = None,
                  train_reward: str | None = None, metric: str | None = None,
                  env_kwargs: dict[str, Any] | None = None, seed_picks_split: bool = True,
-                 **fields: Any) -> Setting:
+                 search_space: bool = False, **fields: Any) -> Setting:
         """The setting of a catalog task name or of a user's data path (a file or directory).
 
         The one place where a setting's defaults are decided: ``train_reward=None`` becomes
         :func:`default_train_reward` of the task; for a catalog task with 16-shot splits
         (sst2, agnews) a ``seed`` that names one (13, 21, 42, 87, 100) also picks that split
-        unless ``task_options`` give ``few_shot_seed`` (or ``seed_picks_split=False``). ``env_kwargs`` are more ``gym.make``
-        kwargs of every env of the setting (``encoder``, ``calibration`` ...); ``fields`` the other
-        :class:`Setting` fields (``split``, ``test_limit``, ``dev_limit``, ``edit_options``,
+        unless ``task_options`` give ``few_shot_seed`` (or ``seed_picks_split=False``).
+        ``env_kwargs`` are more ``gym.make`` kwargs of every env of the setting (``encoder``,
+        ``calibration`` ...). ``search_space=True`` gives the Edit-env policies the shared
+        search space (:mod:`~agents.experiments.search_space`; ``edit_options`` override parts
+        of it) and selects on its reward. ``fields`` are the other :class:`Setting` fields
+        (``split``, ``test_limit``, ``dev_limit``, ``edit_options``, ``tie_break``,
         ``reporter`` ...); the Select, Edit and Compose env ids come from the task.
         """
         envs = task_envs(task)
@@ -123,7 +131,11 @@ class Setting:
         setting = cls(envs.select_id, kwargs, seed=seed, metric=metric, edit_id=envs.edit_id,
                       compose_id=envs.compose_id, **fields)
         kind = entry.kind if entry is not None else setting.select_env().task.kind
-        setting.train_reward = train_reward or default_train_reward(kind, metric)
+        if search_space:
+            setting.edit_options = {**search_space_options(kind), **setting.edit_options}
+            setting.train_reward = train_reward or search_train_reward(kind, metric)
+        else:
+            setting.train_reward = train_reward or default_train_reward(kind, metric)
         return setting
 
     # ------------------------------------------------------------------ envs

@@ -18,7 +18,7 @@ import numpy as np
 from prompt_env.encoders import Encoder, make_encoder
 from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError
 from prompt_env.prompts import Prompt
-from prompt_env.scoring import Outcome, check_calibration, evaluate, prompt_as_text, resolve_reward
+from prompt_env.scoring import Outcome, ScoringOptions, check_calibration, evaluate, prompt_as_text
 from prompt_env.tasks import Task, load_task
 from prompt_env.tasks.base import Example
 
@@ -68,11 +68,16 @@ class PromptEnvBase(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4, "prompt_env_kind": "base"}
+    option_defaults: dict[str, Any] = {}
+    """Base options whose default differs for this env kind (e.g. ``{"split": "dev"}``): an
+    env class takes its own arguments and passes every base option on by keyword, so a new
+    base option is one edit here."""
 
     def __init__(
         self,
         task: str = "bbc-topic",
         llm: str | dict[str, Any] = "default",
+        *,
         split: str = "train",
         reward: str | None = None,
         encoder: str = "hashing",
@@ -128,11 +133,10 @@ class PromptEnvBase(gym.Env):
         self._last_render: Any = ""
         # The task is small and read from local files: load it now so spaces are known.
         self._examples = self._select_examples()
-        if reward is not None:  # an unknown name or an unimportable module:function fails here
-            resolve_reward(self.task, reward)
-        if calibration is not None and self.task.kind != "classification":
-            raise ValueError(f"calibration={calibration!r} is for classification tasks, but task "
-                             f"{self.task_name!r} is {self.task.kind}; use calibration=None")
+        # an unknown reward, an unimportable module:function or a calibration that does not
+        # fit the task fails here, once; scoring takes the checked options as they are
+        self._scoring: ScoringOptions | None = ScoringOptions.for_task(
+            self.task, reward, calibration, max_new_tokens)
 
     # ----------------------------------------------------------- lazy parts
     @property
@@ -143,6 +147,14 @@ class PromptEnvBase(gym.Env):
                 options["data_dir"] = self.data_dir
             self._task = load_task(self.task_name, **options)
         return self._task
+
+    @property
+    def scoring(self) -> ScoringOptions:
+        """The env's reward, calibration and generation length, checked against its task."""
+        if self._scoring is None:
+            self._scoring = ScoringOptions.for_task(self.task, self.reward_name, self.calibration,
+                                                    self.max_new_tokens)
+        return self._scoring
 
     @property
     def llm(self) -> Any:
@@ -189,6 +201,7 @@ class PromptEnvBase(gym.Env):
         state = self.__dict__.copy()
         state["_llm"] = None  # recreated lazily in the receiving process
         state["_encoder"] = None
+        state["_scoring"] = None  # a user's reward function is resolved again by name
         state["_memo"] = {}
         return state
 
@@ -213,8 +226,7 @@ class PromptEnvBase(gym.Env):
     def run_pairs(self, pairs: Sequence[tuple[Prompt, Example]]) -> list[Outcome]:
         """Evaluate pairs in one batched LLM call; LLM failures name the env and the prompt."""
         try:
-            return evaluate(self.llm, self.task, pairs, self.reward_name, self.max_new_tokens,
-                            calibration=self.calibration)
+            return evaluate(self.llm, self.task, pairs, options=self.scoring)
         except BudgetExhausted:
             raise
         except Exception as error:  # a backend failure is never a silent zero reward

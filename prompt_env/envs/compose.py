@@ -153,8 +153,7 @@ class PromptComposeEnv(PromptEnvBase):
         self,
         task: str = "bbc-topic",
         llm: str | dict[str, Any] = "default",
-        split: str = "train",
-        reward: str | None = None,
+        *,
         prompt_length: int = 5,
         vocab_size: int | None = None,
         vocabulary: list[str] | None = None,
@@ -165,16 +164,9 @@ class PromptComposeEnv(PromptEnvBase):
         invalid_penalty: float = 0.01,
         zscore: bool = False,
         zscore_prompts: int = 8,
-        budget: dict[str, int] | None = None,
-        data_dir: str | None = None,
-        task_options: dict[str, Any] | None = None,
-        max_examples: int | None = None,
-        render_mode: str | None = None,
-        max_new_tokens: int | None = None,
-        calibration: str | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(task, llm, split, reward, "hashing", 64, budget, data_dir, task_options,
-                         max_examples, render_mode, max_new_tokens, calibration=calibration)
+        super().__init__(task, llm, **{**self.option_defaults, **options})
         if self.task.kind != "classification":
             raise ValueError(f"{type(self).__name__} composes prompts for classification tasks, but task "
                              f"{self.task_name!r} is {self.task.kind}; use the Select or Edit env for it")

@@ -102,7 +102,9 @@ class PromptEditEnv(PromptEnvBase):
     `prompt_env.prompts.Prompt`: what a finished episode returns). Search over the same space:
     `prompt_space()` (option counts; the initial configuration, a dict of part indices, slot -1
     empty), `prompt_of(config)` and `score_config(config)` (its score on this episode's minibatch,
-    state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted);
+    state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted),
+    `scored_prompts()` (with `fixed_minibatch`: every prompt scored so far and its score) and
+    `minibatch_indices()` (which inputs of `split` the episode scores on);
     the space itself is `env.unwrapped.space` (`prompt_env.envs.edit_space.EditSpace`).
 
     ## Registered Configurations
@@ -119,12 +121,13 @@ class PromptEditEnv(PromptEnvBase):
 
     metadata = {**PromptEnvBase.metadata, "prompt_env_kind": "edit"}
 
+    option_defaults = {"split": "dev", "encoder_dim": 32}
+
     def __init__(
         self,
         task: str = "bbc-topic",
         llm: str | dict[str, Any] = "default",
-        split: str = "dev",
-        reward: str | None = None,
+        *,
         max_edits: int = 6,
         minibatch_size: int | None = 8,
         n_slots: int = 2,
@@ -132,20 +135,11 @@ class PromptEditEnv(PromptEnvBase):
         invalid_penalty: float = 0.01,
         initial_prompt: dict[str, Any] | None = None,
         tabular: bool = False,
-        encoder_dim: int = 32,
-        budget: dict[str, int] | None = None,
-        data_dir: str | None = None,
-        task_options: dict[str, Any] | None = None,
-        max_examples: int | None = None,
-        render_mode: str | None = None,
-        max_new_tokens: int | None = None,
-        calibration: str | None = None,
         fixed_minibatch: bool = False,
         calibration_choices: list[str | None] | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(task, llm, split, reward, "hashing", encoder_dim, budget, data_dir,
-                         task_options, max_examples, render_mode, max_new_tokens,
-                         calibration=calibration)
+        super().__init__(task, llm, **{**self.option_defaults, **options})
         check_int("max_edits", max_edits, 1)
         check_int("minibatch_size", minibatch_size, 1, optional=True)
         check_int("n_slots", n_slots, 0, 64)
@@ -162,7 +156,8 @@ class PromptEditEnv(PromptEnvBase):
         self.max_edits = max_edits
         self.minibatch_size = len(self.examples) if minibatch_size is None else minibatch_size
         self.fixed_minibatch = fixed_minibatch
-        self._memo: dict[Prompt, tuple[float, list[Any]]] = {}  # fixed minibatch: every prompt scored
+        # fixed minibatch: every prompt scored (keyed without its name): score, outcomes, prompt
+        self._memo: dict[Prompt, tuple[float, list[Any], Prompt]] = {}
         self._calibrated: set[Prompt] = set()  # prompts whose calibration premises this env paid for
         self.n_slots = n_slots
         self.invalid_penalty = float(invalid_penalty)
@@ -187,11 +182,11 @@ class PromptEditEnv(PromptEnvBase):
         if tabular:
             self.observation_space = spaces.Discrete(int(np.prod(self._radices)))
         else:
-            size = sum(self._radices) + 1 + encoder_dim
+            size = sum(self._radices) + 1 + self.encoder_dim
             self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
         self.state = self.initial_state
         self._batch: list[int] = []
-        self._context = np.zeros(encoder_dim, dtype=np.float32)
+        self._context = np.zeros(self.encoder_dim, dtype=np.float32)
         self._edits = 0
         self._score = 0.0
         self._done = True
@@ -287,6 +282,15 @@ class PromptEditEnv(PromptEnvBase):
         self._last_outcomes = outcomes  # later infos still describe the env's own prompt
         return score
 
+    def scored_prompts(self) -> list[tuple[Prompt, float]]:
+        """Every prompt scored so far on the fixed minibatch, with its score, in the order they
+        were first scored (empty without ``fixed_minibatch``: minibatches change per episode)."""
+        return [(prompt, score) for score, _, prompt in self._memo.values()]
+
+    def minibatch_indices(self) -> list[int]:
+        """Indices (into the env's ``split``) of the inputs this episode scores prompts on."""
+        return list(self._batch)
+
     def prompt_of(self, state: PromptState | dict[str, Any]) -> Prompt:
         """The prompt of a configuration (a `PromptState` or its dict, see `prompt_space()`)."""
         self.space.env_id = self.env_id  # known once gym.make has set the spec
@@ -326,7 +330,7 @@ class PromptEditEnv(PromptEnvBase):
         """Mean reward of ``prompt`` on the episode's minibatch (None: budget exhausted)."""
         key = dataclasses.replace(prompt, name="")  # two slot layouts can be one prompt
         if self.fixed_minibatch and key in self._memo:
-            score, self._last_outcomes = self._memo[key]
+            score, self._last_outcomes, _ = self._memo[key]
             return score
         pairs = [(prompt, self.examples[i]) for i in self._batch]
         premises = self._premise_calls(prompt)
@@ -341,7 +345,7 @@ class PromptEditEnv(PromptEnvBase):
         self._last_outcomes = outcomes
         score = float(np.mean([o.score for o in outcomes]))
         if self.fixed_minibatch:
-            self._memo[key] = (score, outcomes)
+            self._memo[key] = (score, outcomes, prompt)
         return score
 
     def _premise_calls(self, prompt: Prompt) -> int:

@@ -11,7 +11,7 @@ from gymnasium import spaces
 from prompt_env.encoders import kmeans, nearest
 from prompt_env.envs.base import PromptEnvBase, as_action, check_int
 from prompt_env.prompts import Prompt
-from prompt_env.scoring import Outcome, score_matrix
+from prompt_env.scoring import Outcome, outcome_matrix, score_matrix
 from prompt_env.tasks.base import Example
 
 
@@ -86,7 +86,9 @@ class PromptSelectEnv(PromptEnvBase):
     Besides the Gymnasium API and those of every prompt env (`llm_usage()`,
     `use_llm(llm)`): `score_table(split, reward, limit)` (every pool prompt
     on every input of a split, batched and cached: what the baselines read),
-    `score_prompts(prompts, split, reward, limit)` (the same for any prompts),
+    `score_prompts(prompts, split, reward, limit, indices=...)` (the same for any prompts, on the
+    first `limit` inputs or those at `indices`), `answers(prompts, split, indices)` (what the
+    LLM answered: each pair's prediction, reference, label log-probs and metrics),
     `observe_all(split, limit)` (the observation of every input of a split, to
     evaluate a policy without stepping) and the attribute `prompts` (the pool).
 
@@ -107,24 +109,13 @@ class PromptSelectEnv(PromptEnvBase):
         self,
         task: str = "bbc-topic",
         llm: str | dict[str, Any] = "default",
-        split: str = "train",
-        reward: str | None = None,
+        *,
         episode_length: int = 8,
-        encoder: str = "hashing",
-        encoder_dim: int = 64,
         tabular: bool = False,
         n_contexts: int = 8,
-        budget: dict[str, int] | None = None,
-        data_dir: str | None = None,
-        task_options: dict[str, Any] | None = None,
-        max_examples: int | None = None,
-        render_mode: str | None = None,
-        max_new_tokens: int | None = None,
-        calibration: str | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(task, llm, split, reward, encoder, encoder_dim, budget, data_dir,
-                         task_options, max_examples, render_mode, max_new_tokens,
-                         calibration=calibration)
+        super().__init__(task, llm, **{**self.option_defaults, **options})
         check_int("episode_length", episode_length, 1)
         check_int("n_contexts", n_contexts, 1, 100_000)
         self.episode_length = episode_length
@@ -136,7 +127,7 @@ class PromptSelectEnv(PromptEnvBase):
             self.observation_space = spaces.Discrete(n_contexts)
         else:
             # encoder="llm" loads the model here to learn its hidden size
-            dim = int(self.encoder.dim) if encoder == "llm" else encoder_dim
+            dim = int(self.encoder.dim) if self.encoder_name == "llm" else self.encoder_dim
             self.observation_space = spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
         self._centers: np.ndarray | None = None
         self._memo: dict[tuple[int, int], Outcome] = {}
@@ -276,15 +267,34 @@ class PromptSelectEnv(PromptEnvBase):
 
     def score_prompts(self, prompts: Sequence[Prompt], split: str | None = None,
                       reward: str | None = None, limit: int | None = None,
-                      on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                      on_progress: Callable[[int, int], None] | None = None, *,
+                      indices: Sequence[int] | None = None) -> np.ndarray:
         """Reward of each given prompt (pool or not, e.g. an edited one) on every input of a
-        split: shape ``(n_inputs, len(prompts))``, batched and cached like :meth:`score_table`."""
-        examples = self.task.split(split) if split else self.examples
-        if limit is not None:
-            examples = examples[:limit]
-        return score_matrix(self.llm, self.task, list(prompts), examples,
+        split (the first ``limit``, or the inputs at ``indices``): shape
+        ``(n_inputs, len(prompts))``, batched and cached like :meth:`score_table`."""
+        return score_matrix(self.llm, self.task, list(prompts), self._inputs(split, limit, indices),
                             reward or self.reward_name, on_progress=on_progress,
                             calibration=self.calibration)
+
+    def answers(self, prompts: Sequence[Prompt], split: str | None = None,
+                indices: Sequence[int] | None = None,
+                reward: str | None = None) -> list[list[Outcome]]:
+        """What the LLM answered: ``result[i][j]`` is the :class:`~prompt_env.scoring.Outcome`
+        (prediction, reference, label log-probs, metrics) of input ``indices[i]`` of ``split``
+        under prompt ``j``; cached like :meth:`score_prompts`."""
+        return outcome_matrix(self.llm, self.task, list(prompts), self._inputs(split, None, indices),
+                              reward or self.reward_name, calibration=self.calibration)
+
+    def _inputs(self, split: str | None, limit: int | None,
+                indices: Sequence[int] | None) -> list[Example]:
+        examples = self.task.split(split) if split else self.examples
+        if indices is not None:
+            bad = [i for i in indices if not 0 <= int(i) < len(examples)]
+            if bad:
+                raise ValueError(f"{self.env_id}: indices {bad[:5]} are outside split {split!r} "
+                                 f"({len(examples)} inputs)")
+            return [examples[int(i)] for i in indices]
+        return list(examples if limit is None else examples[:limit])
 
     def observe_all(self, split: str | None = None, limit: int | None = None) -> list[Any]:
         """Observations of every input of a split (for evaluating a policy without stepping)."""
