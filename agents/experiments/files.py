@@ -48,6 +48,11 @@ def save_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str],
     _replace_atomically(Path(path), write)
 
 
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The data of a JSON file (a results file, a run's config)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; a torn last line (a process killed mid-write) is skipped."""
     path = Path(path)

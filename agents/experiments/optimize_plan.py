@@ -252,9 +252,9 @@ def plan_run(data: str, *, llm: Any = "default", budget: int | str = 500, method
     if pooled:
         reason = reason.replace("the first budget // K dev inputs",
                                 f"the first {dev_inputs} dev inputs ({k} x {dev_inputs} calls)")
-        dev_inputs_reference = dev_inputs
-    else:  # best-of-pool, the reference, on the dev inputs the search scores candidates on
-        dev_inputs_reference = min(dev_inputs, search_dev_inputs(n_dev))
+    # best-of-pool, the reference of any other method, sees as many dev inputs as it would
+    # with the whole budget (all of dev when the budget pays for it), so it is not weakened
+    dev_inputs_reference = dev_inputs
     edit = uses_edit_env(chosen)
     search = Setting.for_task(str(data), llm=llm, seed=seed, task_options=task_options,
                               metric=metric, split="dev", search_space=True) if edit else setting

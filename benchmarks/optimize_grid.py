@@ -1,0 +1,123 @@
+"""``prompt-env optimize`` on the catalog's 16-shot splits, seed by seed, and the summary of its gains.
+
+    PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks sst2 --budget heavy \\
+        --data-dir ../shared/data        # and, in a second process, --tasks agnews
+
+For every (task, seed) it runs the product path exactly as a user would (no ``--policy``:
+the method the budget rule picks), writing ``<out>/<task>-seed<S>/`` (report.md,
+results.json, best_prompt.txt, config.json ...); a finished run is skipped, a killed one
+resumes from its ``state.json``. Then ``<out>/README.md`` gets one table: the winner's test
+score against best-fixed-on-dev and the manual prompt on the same test inputs, per seed,
+with the mean gain and its spread, and the LLM calls each cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from agents.experiments.files import read_json, save_text  # noqa: E402
+from agents.experiments.optimize import optimize  # noqa: E402
+from agents.experiments.report import ResultTable  # noqa: E402
+
+SEEDS = (13, 21, 42, 87, 100)
+TEST_LIMITS = {"sst2": 500, "agnews": 200}
+"""The edit-search benchmark's fixed test subsets (the first N test inputs)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="sst2,agnews", help="comma-separated catalog tasks")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--budget", default="heavy", help="LLM calls or a preset (default heavy)")
+    parser.add_argument("--data-dir", help="task data directory (else $PROMPT_ENV_DATA)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "optimize")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite README.md")
+    return parser.parse_args(argv)
+
+
+def run_dir(out: Path, task: str, seed: int) -> Path:
+    return out / f"{task}-seed{seed}"
+
+
+def summary(out: Path, budget: str) -> str:
+    """README.md: per seed and per task, the shipped prompt against best-fixed-on-dev."""
+    table = ResultTable(["task", "seed", "method", "winner (%)", "best-fixed-on-dev (%)", "manual (%)",
+                         "gain over best-fixed", "LLM calls (search + test)", "distinct pairs"],
+                        ["left", "right", "left"] + ["right"] * 6)
+    gains: dict[str, list[float]] = {}
+    for results in sorted(out.glob("*-seed*/results.json"),
+                          key=lambda p: (p.parent.name.split("-seed")[0], int(p.parent.name.split("-seed")[1]))):
+        rows = {r["policy"]: r for r in read_json(results)}
+        task, seed = results.parent.name.split("-seed")
+        method = [p for p in rows if p not in ("manual", "best-fixed-on-dev")] or ["best-fixed-on-dev"]
+        winner = rows[method[0]]
+        gain = 100 * (winner["test_score"] - rows["best-fixed-on-dev"]["test_score"])
+        gains.setdefault(task, []).append(gain)
+        table.rows.append([f"[{task}]({results.parent.name}/report.md)", seed, method[0],
+                           f"{100 * winner['test_score']:.1f}",
+                           f"{100 * rows['best-fixed-on-dev']['test_score']:.1f}",
+                           f"{100 * rows['manual']['test_score']:.1f}", f"{gain:+.1f}",
+                           str(winner["llm_calls"]), str(winner["distinct_pairs"])])
+    means = ResultTable(["task", "seeds", "mean gain over best-fixed-on-dev (points)", "std over seeds"],
+                        ["left", "right", "right", "right"])
+    for task, values in gains.items():
+        spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+        means.rows.append([task, str(len(values)), f"{statistics.mean(values):+.1f}", f"{spread:.1f}"])
+    return "\n".join([
+        "# `prompt-env optimize` on the 16-shot splits",
+        "",
+        f"The product path as a user runs it: `prompt-env optimize --data <task> --seed <S> --budget "
+        f"{budget} --test-limit <N>`, no `--policy` (the budget rule picks the method), on the "
+        "catalog's SST-2 and AG News 16-shot splits. Test inputs: the first 500 SST-2 and 200 AG "
+        "News test examples, as in the edit-search rows; the winner, best-fixed-on-dev and the "
+        "manual prompt are scored on the same inputs, once, after the choice.",
+        "",
+        "```",
+        "PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks sst2 --budget heavy "
+        "--data-dir ../shared/data",
+        "PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks agnews --budget heavy "
+        "--data-dir ../shared/data",
+        "```",
+        "",
+        means.to_markdown(),
+        "",
+        table.to_markdown(),
+        "",
+        "`LLM calls` of the winner: its search (pool scores of the reference excluded, the "
+        "tie-break included) plus its test evaluation, requested whether the cache answered or "
+        "not; each run's `report.md` has the whole account and what the model answered.",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.data_dir:
+        os.environ["PROMPT_ENV_DATA"] = str(Path(args.data_dir).resolve())
+    budget: Any = int(args.budget) if args.budget.isdigit() else args.budget
+    if not args.report_only:
+        for task in args.tasks.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                target = run_dir(args.out, task, seed)
+                if (target / "results.json").exists():
+                    print(f"{task} seed {seed}: done ({target})")
+                    continue
+                result = optimize(task, budget=budget, seed=seed, out=target,
+                                  test_limit=TEST_LIMITS.get(task, 200), progress=False)
+                print(f"{task} seed {seed}: {result.plan.method} "
+                      + ", ".join(f"{r['policy']} {r['test_score']:.3f}" for r in result.rows))
+    save_text(summary(args.out, str(args.budget)), args.out / "README.md")
+    print(summary(args.out, str(args.budget)))
+
+
+if __name__ == "__main__":
+    main()
