@@ -47,7 +47,7 @@ from agents.checkpoint import read_checkpoint, read_checkpoint_header, write_che
 from prompt_env.errors import CheckpointError, PromptEnvError, PromptTooLongError
 from prompt_env.llm import normalize_spec
 from prompt_env.llm.base import cut_at_stop
-from prompt_env.llm.hf_loading import set_threads
+from prompt_env.llm.threads import set_threads
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import PLAIN_STOP, clean_generation, default_max_new_tokens, resolve_reward
 from prompt_env.tasks.base import Example, Task

@@ -49,7 +49,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from prompt_env.llm.hf import HFCausalLM, load_default
+from prompt_env.llm.hf import HFCausalLM
+from prompt_env.llm.hf_loading import load_default
 from prompt_env.scoring import evaluate
 from prompt_env.tasks import load_task
 from prompt_env.tasks.loaders import read_delimited
@@ -173,7 +174,7 @@ def matmul_gflops(config: Any, repeats: int = 5) -> float:
     threads the scoring used."""
     import torch
 
-    from prompt_env.llm.hf_loading import set_threads
+    from prompt_env.llm.threads import set_threads
 
     set_threads()
     hidden, inner, rows = int(config.hidden_size), int(config.intermediate_size), 2048

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llm_throughput import LABEL_WORDS, build_prompt, pick_shots  # noqa: E402
 
-from prompt_env.llm.hf import load_default  # noqa: E402
+from prompt_env.llm.hf_loading import load_default  # noqa: E402
 from prompt_env.llm.openai_compat import OpenAICompatLLM  # noqa: E402
 from prompt_env.llm.server import start_local_server  # noqa: E402
 from prompt_env.tasks.loaders import read_delimited  # noqa: E402

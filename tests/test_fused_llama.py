@@ -107,7 +107,7 @@ def test_engine_is_a_spec_option(default_backend, tmp_path):
 def test_non_llama_models_fall_back_to_the_reference(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from prompt_env.llm.hf import load_default
+    from prompt_env.llm.hf_loading import load_default
 
     tokenizer = load_default().tokenizer
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32,

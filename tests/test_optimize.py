@@ -181,3 +181,25 @@ def test_the_report_shows_what_the_model_answered(reviews, tmp_path):
     first = load_task(str(reviews)).split("test")[0].text  # the first held-out input
     assert first[:40] in report.replace("\\|", "|")
     assert "(p=0." in report and result.rows[0]["policy"] == "manual"
+
+
+def test_the_budget_rule_matches_its_committed_rows() -> None:
+    """Each RULE_EVIDENCE line is the mean of the committed rows it names, and the threshold is
+    the smallest budget at which those rows show tabular Q ahead."""
+    import statistics
+
+    from agents.experiments.files import read_jsonl
+    from agents.experiments.optimize_plan import BUDGET_RULE, RULE_EVIDENCE, SEARCH_POLICY
+
+    root = Path(__file__).resolve().parents[1]
+    assert RULE_EVIDENCE
+    for evidence in RULE_EVIDENCE:
+        rows = [r for r in read_jsonl(root / evidence.rows / "results.jsonl") if r["task"] == evidence.task]
+        search = [r for r in rows if r["policy"] == SEARCH_POLICY]
+        fixed = [r["test_score"] for r in rows if r["policy"] == "best-fixed-on-dev"]
+        assert len(search) == len(fixed) == evidence.seeds
+        assert {r["budget"] / 352 for r in search} == {evidence.budget_pool_costs}
+        assert 100 * statistics.mean(r["test_score"] for r in search) == pytest.approx(evidence.search, abs=0.01)
+        assert 100 * statistics.mean(fixed) == pytest.approx(evidence.best_fixed, abs=0.01)
+    ahead = [e.budget_pool_costs for e in RULE_EVIDENCE if e.search > e.best_fixed]
+    assert BUDGET_RULE <= min(ahead) and BUDGET_RULE > min(ahead) - 0.5

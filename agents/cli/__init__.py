@@ -68,11 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an agent on an env and save it with its learning curve")
     train.add_argument("--env", required=True, metavar="ID", help="env id, e.g. PromptEnv/BBCTopic-Select-Tabular-v0")
-    train.add_argument("--policy", required=True, metavar="NAME",
+    # required, but checked after parsing: argparse would not count the --agent alias as giving it
+    train.add_argument("--policy", metavar="NAME",
                        help="a learning policy of the registry: an agent of this package "
                             "(tabular-q, dqn, ucb1, ...; see `prompt-env list`)")
     train.add_argument("--agent", dest="policy", action=DeprecatedAlias, new="--policy",
                        help=argparse.SUPPRESS)
+    train.set_defaults(required_after_parse=(("policy", "--policy"),), subparser=train)
     train.add_argument("--steps", required=True, type=_positive_int, help="env steps to train for")
     train.add_argument("--llm", help='task LLM spec (default "default", or the "llm" of --env-kwargs)')
     train.add_argument("--seed", type=int, default=0, help="seed of the agent and the env (default 0)")
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        for dest, flag in getattr(args, "required_after_parse", ()):
+            if getattr(args, dest) is None:
+                args.subparser.error(f"the following arguments are required: {flag}")
     except SystemExit as exit_:  # argparse already printed usage and the error
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_USAGE
     commands: dict[str, Callable[[argparse.Namespace], int]] = {

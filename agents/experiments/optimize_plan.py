@@ -9,13 +9,16 @@ x d dev inputs (d = all of dev up to 32). The presets and the method rule are mu
 preset    budget              method (no ``--policy``)
 ========  ==================  ===============================================
 light     1 x pool cost       best-fixed-on-dev
-medium    3 x pool cost       edit-tabular-q when the rule's threshold is met
+medium    3 x pool cost       best-fixed-on-dev (below the rule's threshold)
 heavy     5 x pool cost       edit-tabular-q
 ========  ==================  ===============================================
 
 The rule (:data:`BUDGET_RULE`) rests on committed benchmark rows (:data:`RULE_EVIDENCE`):
-below the threshold best-fixed-on-dev, at or above it tabular Q-learning over the shared
-search space, with dev ties broken on held-out inputs.
+at or above the threshold tabular Q-learning over the shared search space (dev ties broken
+on held-out inputs), below it best-fixed-on-dev. The threshold is the smallest budget at which
+the rows show tabular Q ahead on every task measured (AG News at 1600 calls = 4.5 pool costs;
+SST-2 at 2000 = 5.7); below it no committed row shows tabular Q ahead, so the cheaper,
+predictable reference is kept. ``benchmarks/budget_rule.py`` sweeps 1-5 pool costs to move it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class RuleEvidence:
     budget_pool_costs: float
     """The budget as a multiple of the pool cost."""
     search: float
-    """edit-tabular-q with the tie-break."""
+    """edit-tabular-q over the shared search space."""
     best_fixed: float
     """best-fixed-on-dev on the same seeds and test inputs."""
     seeds: int
@@ -59,10 +62,13 @@ class RuleEvidence:
     """Where the rows are (``benchmarks/results/...``)."""
 
 
-RULE_EVIDENCE: tuple[RuleEvidence, ...] = ()
-"""Filled from the committed budget-sweep rows (checked against them by a test)."""
+RULE_EVIDENCE: tuple[RuleEvidence, ...] = (
+    RuleEvidence("sst2", 2000 / 352, 85.16, 80.84, 5, "benchmarks/results/edit_search"),
+    RuleEvidence("agnews", 1600 / 352, 75.40, 64.90, 5, "benchmarks/results/edit_search"),
+)
+"""Means over seeds of the committed edit-search rows (a test checks them against the rows)."""
 
-BUDGET_RULE = 3.0
+BUDGET_RULE = 4.5
 """edit-tabular-q from this many pool costs of budget on; best-fixed-on-dev below."""
 
 

@@ -98,11 +98,11 @@ def _backend(spec: dict[str, Any]) -> LLM:
             return _BACKENDS[key]
         options = {k: v for k, v in spec.items() if k not in {"backend", "model"}}
         if spec["backend"] == "default":
-            from prompt_env.llm.hf import load_default
+            from prompt_env.llm.hf_loading import load_default
 
             llm: LLM = load_default(**options)
         elif spec["backend"] == "hf":
-            from prompt_env.llm.hf import load_hf
+            from prompt_env.llm.hf_loading import load_hf
 
             llm = load_hf(spec["model"], **options)
         elif spec["backend"] == "fake":

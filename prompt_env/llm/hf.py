@@ -1,7 +1,6 @@
 """The causal transformers backend (:class:`HFCausalLM`), which also runs the default model.
 
-Loading lives in :mod:`prompt_env.llm.hf_loading` (``load_hf``, ``load_default``,
-re-exported here), the default model's location and conversion in
+Loading lives in :mod:`prompt_env.llm.hf_loading` (``load_hf``, ``load_default``), the default model's location and conversion in
 :mod:`prompt_env.llm.default_model`, the prefix key/value cache in
 :mod:`prompt_env.llm.prefix_cache`, and encoder-decoder models in
 :mod:`prompt_env.llm.seq2seq`.
@@ -62,8 +61,8 @@ from prompt_env.llm.default_model import (
 )
 from prompt_env.llm.fused_llama import FusedLlama, unsupported_reason
 from prompt_env.llm.fused_scoring import build_segments, prefill, score_segments
-from prompt_env.llm.hf_loading import load_default, load_hf, set_threads
 from prompt_env.llm.prefix_cache import PrefixCache, common_prefix, group_by_prefix
+from prompt_env.llm.threads import set_threads
 from prompt_env.llm.transformers_engine import TOKENS_PER_FORWARD, TransformersEngine
 
 __all__ = [
@@ -77,8 +76,6 @@ __all__ = [
     "default_gguf_path",
     "default_model_dir",
     "file_digest",
-    "load_default",
-    "load_hf",
 ]
 
 # Prompts sharing fewer tokens than this are not worth a separate prefix pass.

@@ -11,7 +11,6 @@ weights) comes out as :class:`~prompt_env.errors.LLMError` naming the model.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +28,6 @@ CAUSAL_OPTIONS = frozenset({"prefix_reuse", "prefix_cache_tokens", "engine"})
 SEQ2SEQ_OPTIONS = frozenset({"max_length"})
 """Backend options an encoder-decoder model accepts (see
 :class:`~prompt_env.llm.seq2seq.HFSeq2SeqLM`)."""
-
-
-def set_threads() -> None:
-    """Use ``$PROMPT_ENV_THREADS`` torch threads (all cores when unset or 0)."""
-    import torch
-
-    wanted = int(os.environ.get("PROMPT_ENV_THREADS", "0")) or (os.cpu_count() or 1)
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
 
 
 def hf_identity(model_id: str) -> str:

@@ -36,7 +36,7 @@ from prompt_env.llm.base import (
     validate_choices,
     validate_prompts,
 )
-from prompt_env.llm.hf_loading import set_threads
+from prompt_env.llm.threads import set_threads
 
 TOKENS_PER_FORWARD = 4096
 """Rows x padded length per batch (encoder and decoder), to keep activations small on CPU."""
