@@ -110,7 +110,7 @@ def rule_text() -> str:
              f"{DEFAULT_POLICY} below"]
     for e in RULE_EVIDENCE:
         verdict = "ahead" if e.search > e.best_fixed else "not ahead"
-        lines.append(f"  {e.task} at {e.budget_pool_costs:g} x pool cost: {SEARCH_POLICY} "
+        lines.append(f"  {e.task} at {e.budget_pool_costs:.1f} x pool cost: {SEARCH_POLICY} "
                      f"{e.search:.1f} vs {DEFAULT_POLICY} {e.best_fixed:.1f} "
                      f"({e.seeds} seeds; {verdict}) [{e.rows}]")
     return "\n".join(lines)
