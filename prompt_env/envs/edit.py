@@ -58,7 +58,8 @@ class PromptEditEnv(PromptEnvBase):
     (correct, or a metric of at least 0.5; those up to 4 task-LLM calls count). Which
     examples, scores or failures a meta-prompt shows is drawn from `self.np_random`, and
     generation is greedy, so the same seed and cache replay the same instructions. A
-    proposal that is empty, a duplicate, or finds the slots full is a no-op with
+    proposal the set already holds moves to that instruction (the same proposal is the same
+    transition); one that is empty, the current instruction, or finds the slots full is a no-op with
     `-invalid_penalty` (masked when foreseeable: slots full, no failure to reflect on, no
     empty exemplar slot). Proposer calls never count in `budget` or the task LLM's meter;
     `info["proposer_calls"]` / `info["proposer_tokens"]` (this episode) and
@@ -364,17 +365,26 @@ class PromptEditEnv(PromptEnvBase):
         train = self.task.splits.get("train", [])
         return [(e.text, prompt.answer_text(e)) for e in train]
 
-    def failures_of(self, config: PromptState | dict[str, Any] | None = None) -> list[Failure]:
-        """The minibatch inputs the prompt of ``config`` (default: the current prompt) got wrong,
-        from its last scoring (free with ``fixed_minibatch``; [] if it was never scored here)."""
+    def _outcomes_of(self, config: PromptState | dict[str, Any] | None) -> list[Any] | None:
         prompt = self.prompt if config is None else self.prompt_of(config)
         key = dataclasses.replace(prompt, name="")
         if key in self._memo:
-            outcomes = self._memo[key][1]
-        elif config is None or prompt == self.prompt:
-            outcomes = getattr(self, "_last_outcomes", [])
-        else:
-            return []
+            return list(self._memo[key][1])
+        if config is None or prompt == self.prompt:
+            return list(getattr(self, "_last_outcomes", []))
+        return None
+
+    def example_scores(self, config: PromptState | dict[str, Any] | None = None) -> list[float] | None:
+        """The reward of each minibatch input (in :meth:`minibatch_indices` order) under the
+        prompt of ``config`` (default: the current prompt), from its scoring: free; None if
+        it was not scored on this minibatch (remembered with ``fixed_minibatch``)."""
+        outcomes = self._outcomes_of(config)
+        return None if outcomes is None else [float(o.score) for o in outcomes]
+
+    def failures_of(self, config: PromptState | dict[str, Any] | None = None) -> list[Failure]:
+        """The minibatch inputs the prompt of ``config`` (default: the current prompt) got wrong,
+        from its last scoring (free with ``fixed_minibatch``; [] if it was never scored here)."""
+        outcomes = self._outcomes_of(config) or []
         failures = []
         for index, outcome in zip(self._batch, outcomes):
             if accepted(outcome):
@@ -389,21 +399,26 @@ class PromptEditEnv(PromptEnvBase):
         (what ``history`` shows the proposer), in the order first scored."""
         return list(self._instruction_scores.items())
 
-    def add_instruction(self, text: str) -> int | None:
+    def add_instruction(self, text: str, *, reuse: bool = False) -> int | None:
         """Put ``text`` into the next free instruction slot; its index, or None when the slots
-        are full or the set already holds it."""
+        are full or the set already holds it (``reuse``: then the index of the one it holds)."""
         from prompt_env.proposer import normalize
 
-        if len(self.instructions) >= self.space.instruction_radix or normalize(text) in {
-                normalize(t) for t in self.instructions}:
+        held = [normalize(t) for t in self.instructions]
+        if normalize(text) in held:
+            return held.index(normalize(text)) if reuse else None
+        if len(self.instructions) >= self.space.instruction_radix:
             return None
         self.instructions.append(text)
         return len(self.instructions) - 1
 
     def write_instruction(self, mode: str, config: PromptState | dict[str, Any] | None = None, *,
-                          parents: Sequence[int] = (), rng: np.random.Generator | None = None) -> int | None:
+                          parents: Sequence[int] = (), rng: np.random.Generator | None = None,
+                          reuse: bool = False) -> int | None:
         """Ask the proposer for an instruction and add it to the set: its slot index, or None
-        (nothing usable, a duplicate, or the slots are full). Costs no task-LLM call.
+        (nothing usable, a duplicate, or the slots are full). Costs no task-LLM call. With
+        ``reuse`` a proposal the set already holds (other than the prompt's own instruction)
+        is not rejected: its index is returned, so the same proposal is the same transition.
 
         ``mode``: ``induce`` (demos from train), ``history`` (:meth:`instruction_scores`),
         ``reflect`` (:meth:`failures_of` ``config``), ``mutate`` (``parents[0]``) or
@@ -417,7 +432,7 @@ class PromptEditEnv(PromptEnvBase):
             return None
         rng = self.np_random if rng is None else rng
         prompt = self.prompt if config is None else self.prompt_of(config)
-        known = list(self.instructions)
+        known = [] if reuse else list(self.instructions)
         if mode == "induce":
             text = proposer.induce(self.train_demos(prompt), rng, known=known)
         elif mode == "history":
@@ -434,7 +449,7 @@ class PromptEditEnv(PromptEnvBase):
             raise ProposerError(f"write_instruction mode must be one of induce, history, reflect, "
                                 f"mutate (one parent), crossover (two parents); got {mode!r} with "
                                 f"parents {list(parents)}")
-        return None if text is None else self.add_instruction(text)
+        return None if text is None else self.add_instruction(text, reuse=reuse)
 
     def _can_propose(self, mode: str) -> bool:
         if mode == "demo":
@@ -457,8 +472,10 @@ class PromptEditEnv(PromptEnvBase):
             return None
         if mode == "demo":
             return self._bootstrap_demo()
-        index = self.write_instruction(mode)
-        return None if index is None else dataclasses.replace(self.state, instruction=index)
+        index = self.write_instruction(mode, reuse=True)
+        if index is None or index == self.state.instruction:
+            return None
+        return dataclasses.replace(self.state, instruction=index)
 
     def _bootstrap_demo(self) -> PromptState | None:
         """A bootstrapped demonstration: the first of up to DEMO_TRIES unused candidates (drawn)
@@ -478,7 +495,7 @@ class PromptEditEnv(PromptEnvBase):
                 return dataclasses.replace(self.state, slots=tuple(slots))
         return None
 
-    def _new_prompt_cost(self) -> int:
+    def new_prompt_cost(self) -> int:
         """LLM calls of scoring a new prompt like the current one (its minibatch and, when
         calibrated, its premises)."""
         from prompt_env.calibration import CONTENT_FREE_INPUTS
@@ -623,7 +640,7 @@ class PromptEditEnv(PromptEnvBase):
             raise RuntimeError(f"{self.env_id}: call reset() before step() (the episode has ended)")
         index = as_action(action, len(self.actions), self.env_id)
         edit = self.actions[index]
-        if edit.kind == "propose" and not self.budget_allows(self._new_prompt_cost()):
+        if edit.kind == "propose" and not self.budget_allows(self.new_prompt_cost()):
             self._done = True  # the proposal could not be scored: no proposer call either
             return self.observe(), 0.0, False, True, self._info(action=index, valid=True, budget_exhausted=True)
         new_state = self._propose_state(edit.name) if edit.kind == "propose" else self.apply(self.state, edit)
