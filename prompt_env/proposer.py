@@ -141,7 +141,10 @@ def _strip_decorations(line: str) -> str:
         line = line.strip().strip("*_").strip()
         line = _BULLET.sub("", line)
         line = _PREFIX.sub("", line)
-        if len(line) >= 2 and line[0] in _QUOTES and line.endswith(_QUOTES[line[0]]):
+        close = line.find(_QUOTES[line[0]], 1) if line[:1] in _QUOTES else -1
+        if line[:1] in _QUOTES and line[0] != "'" and 1 < close < len(line) - 1:
+            line = line[1:close]  # '"X" - and some commentary': the quoted X (not for apostrophes)
+        elif len(line) >= 2 and line[0] in _QUOTES and line.endswith(_QUOTES[line[0]]):
             line = line[1:-1]
         elif line[:1] in _QUOTES and _QUOTES[line[:1]] not in line[1:]:
             line = line[1:]  # an opening quote whose closing one the length cap cut off
@@ -217,21 +220,22 @@ class Proposer:
         llm: an LLM spec (``"default"``, ``"hf:DIR"``, ``"openai:URL#MODEL"``, a dict ...) or an
             LLM object (e.g. the env's task LLM): wrapped in a cache wrapper of its own, so its
             usage is counted here and not on the object's meter.
-        chat: send the meta-prompt as a one-message chat (instruct and server models); False
-            sends plain text (base models without a chat template).
+        chat: send the meta-prompt as a one-message chat (instruct and server models), or as
+            plain text ending in ``Instruction:`` (base models); None (default): chat unless the
+            model's tokenizer has no chat template.
         max_new_tokens: reply length (an instruction is short).
         max_chars: length cap of a cleaned instruction.
         k: at most this many examples, history entries or failures in a meta-prompt.
     """
 
-    def __init__(self, llm: Any = "default", *, chat: bool = True, max_new_tokens: int = 48,
+    def __init__(self, llm: Any = "default", *, chat: bool | None = None, max_new_tokens: int = 48,
                  max_chars: int = 300, k: int = 4) -> None:
         for name, value, low in (("max_new_tokens", max_new_tokens, 1), ("max_chars", max_chars, 20),
                                  ("k", k, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ProposerError(f"proposer {name} must be an integer >= {low}, got {value!r}")
         self.llm, self._shared_meter = _own_wrapper(llm)
-        self.chat = bool(chat)
+        self.chat = _has_chat_template(self.llm) if chat is None else bool(chat)
         self.max_new_tokens = max_new_tokens
         self.max_chars = max_chars
         self.k = k
@@ -266,7 +270,7 @@ class Proposer:
 
     def _ask(self, meta: str) -> str:
         """One generation for one meta-prompt, metered here only."""
-        prompt: Any = [{"role": "user", "content": meta}] if self.chat else meta
+        prompt: Any = [{"role": "user", "content": meta}] if self.chat else f"{meta}\n\nInstruction:"
         saved = _snapshot(self._shared_meter)
         try:
             text = self.llm.generate([prompt], max_new_tokens=self.max_new_tokens)[0]
@@ -364,6 +368,14 @@ def _own_wrapper(llm: Any) -> tuple[Any, Any]:
         return CachedLLM(llm, use_cache=False), llm
     raise ProposerError(f"proposer must be an LLM spec (a string or dict load_llm takes) or an LLM "
                         f"object, got {type(llm).__name__}")
+
+
+def _has_chat_template(llm: Any) -> bool:
+    """False for a transformers model whose tokenizer has no chat template (a base model);
+    True otherwise (instruct models, servers, the test double)."""
+    inner = getattr(llm, "inner", llm)
+    tokenizer = getattr(inner, "tokenizer", None)
+    return tokenizer is None or bool(getattr(tokenizer, "chat_template", None))
 
 
 def _snapshot(llm: Any) -> Any:

@@ -341,9 +341,7 @@ class PromptEditEnv(PromptEnvBase):
         is metered apart from the task LLM's (``llm_usage()["proposer_calls"]`` ...)."""
         if self._proposer is None and self.proposer_spec is not None:
             spec = self.proposer_spec
-            chat = self.chat if spec is True or spec == "task" else True
-            self._proposer = make_proposer(spec, self.llm if spec is True or spec == "task" else None,
-                                           chat=chat)
+            self._proposer = make_proposer(spec, self.llm if spec is True or spec == "task" else None)
         return self._proposer
 
     def use_proposer(self, proposer: Proposer | Any) -> None:
@@ -351,7 +349,7 @@ class PromptEditEnv(PromptEnvBase):
         LLM object, metered apart) from now on; the env needs a ``proposer`` option already."""
         if self.proposer_spec is None:
             raise ProposerError(f"{self.env_id}: this env has no propose actions; make it with proposer=...")
-        self._proposer = proposer if isinstance(proposer, Proposer) else Proposer(proposer, chat=self.chat)
+        self._proposer = proposer if isinstance(proposer, Proposer) else Proposer(proposer)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
