@@ -58,7 +58,7 @@ from agents.experiments import POLICIES as REGISTRY  # noqa: E402
 from agents.experiments import Setting, run_policy  # noqa: E402
 from agents.experiments.files import ResumableRows, save_text  # noqa: E402
 from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost, plot_search_curves  # noqa: E402
-from agents.experiments.proposer_policies import uses_proposer  # noqa: E402
+from agents.experiments.registry import uses_proposer  # noqa: E402
 from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
 from agents.experiments.task_ids import task_entry  # noqa: E402

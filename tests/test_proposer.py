@@ -260,6 +260,14 @@ def test_proposer_calls_are_not_charged_to_the_budget() -> None:
 # ------------------------------------------------------------------------------ baselines
 
 
+def test_the_registry_knows_which_policies_write() -> None:
+    from agents.experiments import POLICIES
+    from agents.experiments.registry import uses_proposer
+
+    assert sorted(n for n in POLICIES if uses_proposer(n)) == sorted(PROPOSER_POLICIES)
+    assert uses_proposer("gepa@content-free") and not uses_proposer("evolution")
+
+
 def test_pareto_front_keeps_the_non_dominated() -> None:
     vectors = [np.array(v, dtype=float) for v in ([1, 0, 0], [0, 1, 0], [1, 1, 0], [0.5, 0.5, 1])]
     assert pareto_front(vectors) == [2, 3]

@@ -40,8 +40,7 @@ from agents.experiments.optimize_plan import (
     OptimizeResult,
     plan_run,
 )
-from agents.experiments.proposer_policies import uses_proposer
-from agents.experiments.registry import get_policy
+from agents.experiments.registry import get_policy, uses_proposer
 from agents.experiments.rows import ResultRow
 from agents.experiments.setting import Setting
 from agents.experiments.task_ids import task_label

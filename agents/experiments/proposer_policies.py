@@ -216,15 +216,10 @@ _DESCRIPTIONS = {
             "over per-input dev scores",
 }
 for _name, _method in PROPOSER_METHODS.items():
-    register_policy(Policy(_name, "search", _DESCRIPTIONS[_name], _proposer_runner(_name, _method)))
+    register_policy(Policy(_name, "search", _DESCRIPTIONS[_name], _proposer_runner(_name, _method),
+                           writes=True))
 
 PROPOSER_POLICIES = (*PROPOSER_METHODS, "edit-tabular-q-propose", "edit-dqn-propose")
 """Every registered policy that writes prompt text with the setting's proposer."""
 
-
-def uses_proposer(policy: str) -> bool:
-    """Whether ``policy`` (optionally ``name@calibration``) writes instructions with a proposer."""
-    return policy.partition("@")[0] in PROPOSER_POLICIES
-
-
-__all__ = ["PROPOSER_METHODS", "PROPOSER_POLICIES", "Writer", "pareto_front", "uses_proposer"]
+__all__ = ["PROPOSER_METHODS", "PROPOSER_POLICIES", "Writer", "pareto_front"]

@@ -260,9 +260,9 @@ register_policy(Policy("edit-dqn", "agent",
 register_policy(Policy("edit-tabular-q-propose", "agent",
                        "edit-tabular-q whose edits include LLM-written instructions (propose induce, "
                        "reflect, history) and bootstrapped demos (propose demo)",
-                       _edit_q_runner("tabular-q", propose=True)))
+                       _edit_q_runner("tabular-q", propose=True), writes=True))
 register_policy(Policy("edit-dqn-propose", "agent",
                        "edit-dqn whose edits include LLM-written instructions and bootstrapped demos",
-                       _edit_q_runner("dqn", propose=True)))
+                       _edit_q_runner("dqn", propose=True), writes=True))
 
 __all__ = ["edit_env_kwargs", "greedy_q_chooser"]
