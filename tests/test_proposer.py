@@ -9,6 +9,7 @@ the evidence that it works with the real default model.
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -246,6 +247,14 @@ def test_same_seed_same_episode_with_proposals() -> None:
 
     first = episode()
     assert first == episode() and len(first[0]) >= 3
+
+    env = make()  # a pickled env keeps its written instructions and rebuilds its proposer
+    env.reset(seed=5)
+    env.step(index_of(env, "propose induce"))
+    clone = pickle.loads(pickle.dumps(env.unwrapped))
+    assert clone.instructions == env.unwrapped.instructions and clone._proposer is None
+    clone.reset(seed=5)
+    assert clone.step(index_of(env, "propose history"))[4]["proposer_calls"] == 1
 
 
 def test_proposer_calls_are_not_charged_to_the_budget() -> None:
