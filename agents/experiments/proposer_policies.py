@@ -78,6 +78,12 @@ class Writer:
         self.written.append(child)
         return child
 
+    def stop_reason(self) -> str:
+        """Why the method ended: the budget, or a proposer that stopped writing anything new."""
+        if self.idle >= MAX_IDLE_PROPOSALS:
+            return f"the proposer wrote nothing new {self.idle} times in a row"
+        return "the budget"
+
     def best_written(self) -> Config | None:
         scored = [(self.scorer.known(c), i) for i, c in enumerate(self.written)]
         return self.written[max(scored, key=lambda s: (s[0], -s[1]))[1]] if scored else None
@@ -194,10 +200,12 @@ def _proposer_runner(name: str, method: ProposerMethod) -> Callable[[Setting, in
                  f"{setting.edit_cost()} ({len(written)} written, {proposer['proposer_calls']} "
                  f"proposer calls); result {'written' if config.instruction >= env.unwrapped.pool_size else 'pool'}"
                  f" instruction, minibatch score {score if score is None else round(score, 4)}"
-                 f" (start {start if start is None else round(start, 4)})")
+                 f" (start {start if start is None else round(start, 4)}); stopped by "
+                 f"{writer.stop_reason()}")
         history = [(e.llm_calls, e.distinct, e.score) for e in scorer.history]
         extra = {"final_prompt": prompt.describe(), "candidates": len(scorer.history),
                  "written_instructions": len(written), "search_score": score, "start_score": start,
+                 "proposer_token_unit": env.unwrapped.proposer.token_unit,
                  "search_curve": search_curve(history)}
         prompt, spent, notes, extra = tie_broken(setting, env, budget, prompt, usage(), notes, extra)
         env.close()

@@ -221,10 +221,13 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False,
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
         visited = [(c["llm_calls"], c["distinct"], c["score"]) for c in curve if "score" in c]
         first = (curve[0]["llm_calls"], curve[0]["distinct"], scores[0]) if curve else None
+        proposed: dict[str, Any] = {}
         if propose:
             written = env.unwrapped.instructions[env.unwrapped.pool_size:]
             notes += f"; {len(written)} instructions written"
-        extra = {"final_prompt": prompts[best].describe(), "edit_steps": trained,
+            proposed = {"written_instructions": len(written),
+                        "proposer_token_unit": env.unwrapped.proposer.token_unit}
+        extra = {**proposed, "final_prompt": prompts[best].describe(), "edit_steps": trained,
                  "search_score": scores[best], "start_score": scores[0],
                  "search_curve": search_curve(visited, first)}
         # with a tie-break, the best prompt the learner scored (not only on its greedy path)
