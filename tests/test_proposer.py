@@ -293,7 +293,7 @@ def test_each_writing_policy_runs_within_budget_and_reports_proposer_calls(name:
     assert row["llm_calls"] == row["train_calls"] + row["eval_calls"]  # proposer calls apart
     assert row["proposer_token_unit"] == "words" and row["written_instructions"] > 0
     if name not in ("edit-tabular-q-propose", "edit-dqn-propose"):
-        assert "stopped by " in row["notes"]
+        assert "stopped: " in row["notes"]
     again = run_policy(setting, name, budget)
     assert again["final_prompt"] == row["final_prompt"] and again["proposer_calls"] == row["proposer_calls"]
     if name == "ape":  # APE keeps the best of its own written instructions

@@ -82,7 +82,7 @@ class Writer:
         """Why the method ended: the budget, or a proposer that stopped writing anything new."""
         if self.idle >= MAX_IDLE_PROPOSALS:
             return f"the proposer wrote nothing new {self.idle} times in a row"
-        return "the budget"
+        return "the budget was spent"
 
     def best_written(self) -> Config | None:
         scored = [(self.scorer.known(c), i) for i, c in enumerate(self.written)]
@@ -200,7 +200,7 @@ def _proposer_runner(name: str, method: ProposerMethod) -> Callable[[Setting, in
                  f"{setting.edit_cost()} ({len(written)} written, {proposer['proposer_calls']} "
                  f"proposer calls); result {'written' if config.instruction >= env.unwrapped.pool_size else 'pool'}"
                  f" instruction, minibatch score {score if score is None else round(score, 4)}"
-                 f" (start {start if start is None else round(start, 4)}); stopped by "
+                 f" (start {start if start is None else round(start, 4)}); stopped: "
                  f"{writer.stop_reason()}")
         history = [(e.llm_calls, e.distinct, e.score) for e in scorer.history]
         extra = {"final_prompt": prompt.describe(), "candidates": len(scorer.history),
