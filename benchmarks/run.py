@@ -58,6 +58,7 @@ from agents.experiments import POLICIES as REGISTRY  # noqa: E402
 from agents.experiments import Setting, run_policy  # noqa: E402
 from agents.experiments.files import ResumableRows, save_text  # noqa: E402
 from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost, plot_search_curves  # noqa: E402
+from agents.experiments.registry import uses_proposer  # noqa: E402
 from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
 from agents.experiments.task_ids import task_entry  # noqa: E402
@@ -129,6 +130,9 @@ class Plan:
     progress: bool = True
     tensorboard: Path | None = None
     """Also write each results row as TensorBoard event files here."""
+    proposer: Any = "task"
+    """Who writes instructions for the LLM-writing policies (ape, opro, evoprompt-llm, gepa,
+    edit-*-propose): ``"task"`` (the task LLM, metered apart) or an LLM spec (``proposer`` key)."""
 
     def cells(self) -> Iterator[tuple[TaskPlan, int, str]]:
         """(task, seed, policy) in seed-major order, so a partial run covers every task."""
@@ -166,6 +170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--task-options", type=json.loads, help="JSON options for load_task, e.g. '{\"n_dev\": 8}'"
     )
     parser.add_argument("--llm", help="LLM spec (default: the embedded SmolLM2-135M)")
+    parser.add_argument("--proposer", help="who writes instructions for ape, opro, evoprompt-llm, gepa "
+                                           "and edit-*-propose: 'task' (the task LLM, default) or an LLM spec")
     parser.add_argument("--data-dir", help="task data directory (else $PROMPT_ENV_DATA)")
     parser.add_argument(
         "--out", type=Path, help="output directory (default from config, else runs/bench)"
@@ -260,7 +266,19 @@ def build_plan(args: argparse.Namespace) -> Plan:
         compose_options=dict(config.get("compose", {})),
         progress=not args.no_progress,
         tensorboard=args.tensorboard or (Path(config["tensorboard"]) if "tensorboard" in config else None),
+        proposer=proposer_of(getattr(args, "proposer", None) or config.get("proposer", "task")),
     )
+
+
+def proposer_of(spec: Any) -> Any:
+    """The ``proposer`` config key (or ``--proposer``), checked before any work."""
+    from prompt_env.proposer import ProposerError, check_proposer_spec
+
+    try:
+        check_proposer_spec(spec)
+    except ProposerError as error:
+        raise SystemExit(str(error)) from None
+    return spec
 
 
 ALL = "all"
@@ -347,7 +365,8 @@ def setting_of(plan: Plan, task: TaskPlan, seed: int, reporter: ProgressReporter
                             train_reward=task.train_reward, test_limit=task.test_limit,
                             edit_minibatch=plan.edit_minibatch, edit_options=task.edit_options,
                             search_space=task.search_space, tie_break=task.tie_break,
-                            compose_options=plan.compose_options, reporter=reporter)
+                            compose_options=plan.compose_options, proposer=plan.proposer,
+                            reporter=reporter)
 
 
 def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[str, Any]:
@@ -360,6 +379,8 @@ def run_cell(plan: Plan, task: TaskPlan, setting: Setting, policy: str) -> dict[
         context["tie_break_options"] = dataclasses.asdict(task.tie_break)
     if task.path is not None:
         context["task_path"] = task.path
+    if uses_proposer(policy):
+        context["proposer"] = setting.proposer
     return run_policy(setting, policy, plan.budget_of(task, policy), context)
 
 
@@ -406,6 +427,7 @@ def run_grid(plan: Plan) -> dict[str, Any]:
                     f"{task.name} seed {seed} {policy:>20}: {row['metric']} {row['test_score']:.3f}, "
                     f"{row['llm_calls']} LLM calls ({row['distinct_pairs']} distinct), "
                     f"{row['wall_s']:.1f} s"
+                    + (f", {row['proposer_calls']} proposer calls" if row.get("proposer_calls") else "")
                 )
         finally:
             if current is not None:

@@ -4,7 +4,8 @@
                         [--policy NAME] [--seed S] [--input-field F] [--label-field F]
                         [--label-names a,b] [--label-order sorted|first-seen]
                         [--task-options JSON] [--test-limit N] [--metric NAME]
-                        [--no-tie-break] [--mlflow [URI]] [--dry-run] [--out runs/opt]
+                        [--no-tie-break] [--proposer SPEC] [--mlflow [URI]] [--dry-run]
+                        [--out runs/opt]
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def add_parser(sub: Any, positive_int: Any) -> None:
     optimize.add_argument("--method", dest="policy", action=DeprecatedAlias, new="--policy",
                           help=argparse.SUPPRESS)
     optimize.add_argument("--seed", type=int, default=0, help="seed of the method (default 0)")
+    optimize.add_argument("--proposer", default="task", metavar="SPEC",
+                          help="who writes instructions for ape, opro, evoprompt-llm, gepa and "
+                               "edit-*-propose: 'task' (the task LLM, metered apart; default) or an "
+                               "LLM spec like --llm's")
     optimize.add_argument("--input-field", help="input field(s) of the data, comma-separated")
     optimize.add_argument("--label-field", help="label field (default 'label')")
     optimize.add_argument("--label-names", help="names of integer labels 0..K-1, comma-separated")
@@ -96,6 +101,7 @@ def command_optimize(args: argparse.Namespace) -> int:
 
     console = Console()
     llm = check_llm_spec(args.llm, normalized=True)
+    proposer = args.proposer if args.proposer == "task" else check_llm_spec(args.proposer, normalized=True)
     options = task_options_of(args)
     common: dict[str, Any] = {"llm": llm, "budget": args.budget, "task_options": options,
                               "test_limit": args.test_limit, "metric": args.metric,
@@ -109,7 +115,8 @@ def command_optimize(args: argparse.Namespace) -> int:
         console.print("dry run: no LLM was called", highlight=False)
         return 0
     result = optimize(args.data, policy=args.policy, out=args.out, plan=plan,
-                      progress=not args.no_progress, tracking_uri=args.mlflow, **common)
+                      progress=not args.no_progress, tracking_uri=args.mlflow,
+                      proposer=proposer, **common)
     from agents.experiments.report import policy_table
 
     console.print(policy_table(result.rows, f"{plan.task}: held-out test ({plan.n_test} inputs)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from agents.experiments import compose_policies as _compose_policies  # noqa: F401  (Compose env)
 from agents.experiments import policies as _policies  # noqa: F401  (registers the policies)
+from agents.experiments import proposer_policies as _proposer_policies  # noqa: F401  (LLM-written)
 from agents.experiments import search_policies as _search_policies  # noqa: F401  (Edit-env search)
 from agents.experiments import white_box as _white_box  # noqa: F401  (soft-prompt, prefix)
 from agents.experiments.registry import POLICIES, Policy, PolicyResult, get_policy, register_policy

@@ -40,7 +40,7 @@ from agents.experiments.optimize_plan import (
     OptimizeResult,
     plan_run,
 )
-from agents.experiments.registry import get_policy
+from agents.experiments.registry import get_policy, uses_proposer
 from agents.experiments.rows import ResultRow
 from agents.experiments.setting import Setting
 from agents.experiments.task_ids import task_label
@@ -191,7 +191,7 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int | str = 500,
              test_limit: int | None = DEFAULT_TEST_LIMIT, metric: str | None = None,
              tie_break: Any = None, progress: bool | ProgressReporter = True,
              tracking_uri: str | None = None, plan: OptimizePlan | None = None,
-             method: str | None = None) -> OptimizeResult:
+             method: str | None = None, proposer: Any = "task") -> OptimizeResult:
     """Find the best prompt for ``data`` within ``budget`` LLM calls and write it to ``out``.
 
     Args:
@@ -212,6 +212,9 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int | str = 500,
         tracking_uri: log the run to MLflow (``""``: the local file store ``./mlruns``).
         plan: a plan from :func:`plan_run` for these arguments (computed when None).
         method: the former name of ``policy`` (deprecated).
+        proposer: who writes instructions for the LLM-writing policies (``ape``, ``opro``,
+            ``evoprompt-llm``, ``gepa``, ``edit-*-propose``): ``"task"`` (the task LLM, its
+            calls metered apart) or an LLM spec; the written instruction is in ``best_prompt.txt``.
     """
     from agents.experiments.optimize_files import write_run_files
 
@@ -227,7 +230,8 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int | str = 500,
     config = {"data": str(Path(data).resolve()) if Path(data).exists() else data, "llm": llm,
               "budget": budget, "policy": plan.method, "seed": seed,
               "task_options": task_options or {}, "test_limit": test_limit, "metric": metric,
-              "tie_break": dataclasses.asdict(plan.tie_break) if plan.tie_break else None}
+              "tie_break": dataclasses.asdict(plan.tie_break) if plan.tie_break else None,
+              **({"proposer": proposer} if uses_proposer(plan.method) else {})}
     state = RunState(out, redact(config))
     reporter = reporter_for(progress)
     start = time.perf_counter()
@@ -239,7 +243,7 @@ def optimize(data: str | Path, *, llm: Any = "default", budget: int | str = 500,
         setting = Setting.for_task(data, llm=llm, seed=seed, task_options=task_options,
                                    metric=metric, split="dev", test_limit=plan.dev_inputs,
                                    dev_limit=plan.dev_inputs, search_space=bool(plan.search_space),
-                                   tie_break=plan.tie_break, reporter=reporter)
+                                   tie_break=plan.tie_break, proposer=proposer, reporter=reporter)
         prompts = setting.select_env().prompts
         pool = state.run("pool", lambda: pool_search(setting, reporter))
         best_pool = prompts[pool["index"]]

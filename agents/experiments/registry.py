@@ -66,6 +66,8 @@ class Policy:
     """True for the oracle: it looks at the answers, so it bounds, not competes."""
     trains: bool = True
     """False for policies that spend no training budget (they read the score tables)."""
+    writes: bool = False
+    """True for policies that write prompt text with the setting's proposer LLM."""
 
 
 POLICIES: dict[str, Policy] = {}
@@ -85,3 +87,10 @@ def get_policy(name: str) -> Policy:
     close = difflib.get_close_matches(name, list(POLICIES), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ValueError(f"unknown policy {name!r}{hint} Known policies: {', '.join(POLICIES)}")
+
+
+def uses_proposer(name: str) -> bool:
+    """Whether the registered policy ``name`` (optionally ``name@calibration``) writes prompt
+    text with a proposer LLM (False for names not registered)."""
+    policy = POLICIES.get(name.partition("@")[0])
+    return policy is not None and policy.writes

@@ -63,6 +63,7 @@ POLICY_COLUMNS: list[Column] = [
     ("LLM calls", "right", lambda r: str(r["llm_calls"])),
     ("distinct pairs", "right", lambda r: str(r.get("distinct_pairs", "–"))),
     ("cache hit rate", "right", lambda r: f"{r['cache_hit_rate']:.0%}"),
+    ("proposer calls", "right", lambda r: str(r.get("proposer_calls", 0))),
     ("wall s (measured)", "right",
      lambda r: "–" if r.get("wall_s") is None else f"{r['wall_s']:.1f}"),
 ]
@@ -111,6 +112,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
                 "gain": float(np.mean(gains)) if gains else math.nan,
                 "llm_calls": float(np.mean([r["llm_calls"] for r in group])),
                 "distinct_pairs": float(np.mean(distinct)) if distinct else math.nan,
+                "proposer_calls": float(np.mean([r.get("proposer_calls", 0) for r in group])),
+                "proposer_tokens": float(np.mean([r.get("proposer_tokens", 0) for r in group])),
                 "wall_s": float(np.mean([r["wall_s"] for r in group])),
                 "metric": group[0]["metric"],
                 "n_test": group[0].get("n_test", group[0].get("test_limit")),
@@ -128,16 +131,19 @@ def format_score(x: float, percent: bool) -> str:
 
 
 def summary_tables(rows: Sequence[dict[str, Any]]) -> dict[str, ResultTable]:
-    """Per task: mean ± std over seeds, Δ manual, seeds, mean LLM calls, distinct pairs, wall s."""
+    """Per task: mean ± std over seeds, Δ manual, seeds, mean LLM calls, distinct pairs, wall s
+    (and mean proposer calls, when a policy of the task wrote instructions)."""
     tables = {}
     for task, entries in summarize(rows).items():
         metric = entries[0]["metric"]
         percent = metric in PERCENT_METRICS
         unit = " (%)" if percent else ""
+        writes = any(e["proposer_calls"] > 0 for e in entries)
         table = ResultTable(
             ["policy", f"test {metric}{unit}", "Δ manual", "seeds", "LLM calls (mean)",
-             "distinct pairs (mean)", "wall s (mean, measured)"],
-            ["left"] + ["right"] * 6,
+             "distinct pairs (mean)", "wall s (mean, measured)"]
+            + (["proposer calls (mean)"] if writes else []),
+            ["left"] + ["right"] * (7 if writes else 6),
             title=f"{task}: {metric}{unit} on a fixed test subset of {entries[0]['n_test']} examples",
         )
         for e in entries:
@@ -149,6 +155,7 @@ def summary_tables(rows: Sequence[dict[str, Any]]) -> dict[str, ResultTable]:
                 f"{e['policy']} (upper bound)" if e["upper_bound"] else e["policy"],
                 f"{format_score(e['mean'], percent)}{spread}", gain, str(e["n"]),
                 f"{e['llm_calls']:.0f}", distinct, f"{e['wall_s']:.1f}",
+                *([f"{e['proposer_calls']:.0f}"] if writes else []),
             ])
         tables[task] = table
     return tables

@@ -5,7 +5,8 @@ and the benchmark harness; ``prompt-env optimize``; the CLI's edit and compose
 evaluations) builds a :class:`ResultRow` and stores ``as_dict()``. Its costs are
 measured :class:`~agents.experiments.usage.Usage` values: ``llm_calls`` = training (or
 selection) + evaluation calls requested, cached or not; ``distinct_pairs`` = the distinct
-(prompt, input) pairs among them; ``wall_s`` = the measured time of the work done for
+(prompt, input) pairs among them; ``proposer_calls`` / ``proposer_tokens`` = what an
+instruction-writing LLM was asked, apart from the task LLM's calls (0 for most policies); ``wall_s`` = the measured time of the work done for
 this row alone. :mod:`~agents.experiments.report` and :mod:`~agents.experiments.plots`
 read the dicts.
 """
@@ -54,6 +55,8 @@ class ResultRow:
             "eval_calls": int(self.evaluation.calls),
             "cache_hit_rate": round(hit_rate, 3),
             "model_calls": int(own.model_calls),
+            "proposer_calls": int(own.proposer_calls),
+            "proposer_tokens": int(own.proposer_tokens),
             "wall_s": round(own.wall_s, 2),
             "prompt_counts": list(self.prompt_counts),
             "upper_bound": self.upper_bound,

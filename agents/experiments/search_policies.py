@@ -140,6 +140,8 @@ def edit_kinds(meanings: list[str]) -> list[int]:
             return f"slot {words[-1]}"
         if words[0] == "clear":
             return f"slot {words[-1]}"
+        if words[0] == "propose":  # each way of writing prompt text is a lever of its own
+            return meaning
         return words[0] if words[0] in ("swap", "stop") else words[1]  # "set <part> i"
 
     names = list(dict.fromkeys(part(m) for m in meanings))
@@ -165,12 +167,14 @@ def q_learner_kwargs(env: Any, agent_name: str, seed: int, new_prompts: int,
     return kwargs
 
 
-def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Setting, int], PolicyResult]:
+def _edit_q_runner(agent_name: str, action_prior: bool = False,
+                   propose: bool = False) -> Callable[[Setting, int], PolicyResult]:
     def run(setting: Setting, total: int) -> PolicyResult:
         tabular = agent_name == "tabular-q"
         budget = search_budget(setting, total)  # the rest is the tie-break's
+        writing = {"proposer": setting.proposer} if propose else {}
         env = CurveRecorder(setting.make(setting.edit_id,
-                                         **edit_env_kwargs(setting, budget, tabular=tabular)))
+                                         **edit_env_kwargs(setting, budget, tabular=tabular, **writing)))
         m = setting.edit_cost()
         deterministic = bool(env.unwrapped.fixed_minibatch)
         stop = env.unwrapped.action_meanings().index("stop")
@@ -217,7 +221,13 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
         visited = [(c["llm_calls"], c["distinct"], c["score"]) for c in curve if "score" in c]
         first = (curve[0]["llm_calls"], curve[0]["distinct"], scores[0]) if curve else None
-        extra = {"final_prompt": prompts[best].describe(), "edit_steps": trained,
+        proposed: dict[str, Any] = {}
+        if propose:
+            written = env.unwrapped.instructions[env.unwrapped.pool_size:]
+            notes += f"; {len(written)} instructions written"
+            proposed = {"written_instructions": len(written),
+                        "proposer_token_unit": env.unwrapped.proposer.token_unit}
+        extra = {**proposed, "final_prompt": prompts[best].describe(), "edit_steps": trained,
                  "search_score": scores[best], "start_score": scores[0],
                  "search_curve": search_curve(visited, first)}
         # with a tie-break, the best prompt the learner scored (not only on its greedy path)
@@ -226,7 +236,8 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False) -> Callable[[Set
         env.close()
         return PolicyResult(prompt=prompt, train=spent, curve=curve, notes=notes, extra=extra)
 
-    run.__name__ = f"run_edit_{agent_name.replace('-', '_')}{'_prior' if action_prior else ''}"
+    run.__name__ = (f"run_edit_{agent_name.replace('-', '_')}{'_prior' if action_prior else ''}"
+                    f"{'_propose' if propose else ''}")
     return run
 
 
@@ -249,5 +260,12 @@ register_policy(Policy("edit-tabular-q-prior", "agent",
 register_policy(Policy("edit-dqn", "agent",
                        "DQN with action masks (gamma 0.9) editing the manual prompt on the Edit env",
                        _edit_q_runner("dqn")))
+register_policy(Policy("edit-tabular-q-propose", "agent",
+                       "edit-tabular-q whose edits include LLM-written instructions (propose induce, "
+                       "reflect, history) and bootstrapped demos (propose demo)",
+                       _edit_q_runner("tabular-q", propose=True), writes=True))
+register_policy(Policy("edit-dqn-propose", "agent",
+                       "edit-dqn whose edits include LLM-written instructions and bootstrapped demos",
+                       _edit_q_runner("dqn", propose=True), writes=True))
 
 __all__ = ["edit_env_kwargs", "greedy_q_chooser"]

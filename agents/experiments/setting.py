@@ -88,6 +88,10 @@ class Setting:
     tie_break: TieBreak | None = None
     """Edit-env searches and learners: rescore the dev-tied best prompts on held-out inputs
     (:mod:`~agents.experiments.tie_break`); None keeps the best on dev as it is."""
+    proposer: Any = "task"
+    """Who writes instructions for the LLM-writing policies (``ape``, ``opro``,
+    ``evoprompt-llm``, ``gepa``, ``edit-*-propose``): ``"task"`` (the task LLM, metered apart)
+    or any LLM spec (see ``prompt_env.proposer``)."""
     reporter: ProgressReporter | None = dataclasses.field(default=None, repr=False, compare=False)
     """Where progress goes (a silent reporter when None)."""
     # made on first use and kept; ``dataclasses.replace`` starts a copy without them

@@ -16,7 +16,9 @@ class Usage:
     Every field is measured: ``calls`` are the (prompt, input) requests made
     through the env's LLM (answered by the cache or not), ``distinct`` the distinct ones among
     them, ``cache_hits`` / ``model_calls`` what the cache and the model did,
-    ``wall_s`` the phase's own wall-clock time.
+    ``wall_s`` the phase's own wall-clock time. ``proposer_calls`` / ``proposer_tokens``: what
+    an instruction-writing LLM (``prompt_env.proposer``) was asked, metered apart from the
+    task LLM (0 for policies without one); they never count in ``calls`` or a budget.
     """
 
     calls: int = 0
@@ -24,6 +26,8 @@ class Usage:
     cache_hits: int = 0
     model_calls: int = 0
     wall_s: float = 0.0
+    proposer_calls: int = 0
+    proposer_tokens: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -53,7 +57,8 @@ def usage_between(before: dict[str, int], after: dict[str, int], wall_s: float) 
 
     # the LLM meter sees every request (env steps and score tables alike)
     return Usage(calls=delta("calls"), distinct=delta("distinct"),
-                 cache_hits=delta("cache_hits"), model_calls=delta("model_calls"), wall_s=wall_s)
+                 cache_hits=delta("cache_hits"), model_calls=delta("model_calls"), wall_s=wall_s,
+                 proposer_calls=delta("proposer_calls"), proposer_tokens=delta("proposer_tokens"))
 
 
 @contextmanager

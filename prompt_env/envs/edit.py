@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,14 @@ from gymnasium import spaces
 from prompt_env.envs.base import PromptEnvBase, as_action, check_int
 from prompt_env.envs.edit_space import EditAction, EditSpace, PromptState, exemplar_candidates
 from prompt_env.prompts import Prompt
+from prompt_env.proposer import Failure, Proposer, ProposerError, check_proposer_spec, make_proposer
+
+PROPOSE_MODES = ("induce", "reflect", "history", "demo")
+"""The ``propose <mode>`` actions an Edit env with a proposer may offer (all by default)."""
+REFLECT_FAILURES = 4
+"""A ``propose reflect`` shows the proposer at most this many failed minibatch inputs."""
+DEMO_TRIES = 4
+"""A ``propose demo`` asks the task LLM about at most this many unused candidates (one batch)."""
 
 __all__ = ["EditAction", "PromptEditEnv", "PromptState"]
 
@@ -32,8 +41,29 @@ class PromptEditEnv(PromptEnvBase):
     One flattened `Discrete(N)`, in this order: set instruction i (for each
     instruction of the pool), put candidate train example j into slot k,
     clear slot k, swap slots k and l, set template t, set verbalizer v
-    (classification only), set calibration c (with `calibration_choices`), stop.
-    `env.unwrapped.action_meanings()` names them. Invalid edits (an example already in the prompt, clearing an
+    (classification only), set calibration c (with `calibration_choices`), propose
+    <mode> (with a `proposer`), stop. `env.unwrapped.action_meanings()` names them.
+
+    With `proposer` (`"task"`: the task LLM; or any `load_llm` spec), the instruction set
+    has `max_instructions` slots: the pool's instructions first, instructions the proposer
+    writes appended (they stay for the env's lifetime, across episodes); `set instruction
+    i` exists for every slot from the start, so N never changes, and unfilled slots are
+    masked. `propose induce` (APE: an instruction induced from k train input/answer pairs),
+    `propose reflect` (GEPA: the current instruction rewritten from up to 4 minibatch
+    inputs it gets wrong, with the reference and the metric's values) and `propose history`
+    (OPRO: the instructions scored so far with their best minibatch scores) write a new
+    instruction into the next slot and put it in the prompt; `propose demo` puts a
+    bootstrapped demonstration into the first empty exemplar slot: the first of up to 4
+    unused candidate train examples (drawn) that the current prompt answers acceptably
+    (correct, or a metric of at least 0.5; those up to 4 task-LLM calls count). Which
+    examples, scores or failures a meta-prompt shows is drawn from `self.np_random`, and
+    generation is greedy, so the same seed and cache replay the same instructions. A
+    proposal the set already holds moves to that instruction (the same proposal is the same
+    transition); one that is empty, the current instruction, or finds the slots full is a no-op with
+    `-invalid_penalty` (masked when foreseeable: slots full, no failure to reflect on, no
+    empty exemplar slot). Proposer calls never count in `budget` or the task LLM's meter;
+    `info["proposer_calls"]` / `info["proposer_tokens"]` (this episode) and
+    `llm_usage()["proposer_calls" | "proposer_tokens" | "proposer_distinct"]` report them. Invalid edits (an example already in the prompt, clearing an
     empty slot, re-setting the current part) are masked in
     `info["action_mask"]` (int8) and by `action_masks()` (sb3-contrib's
     convention); taken anyway, they are a no-op with reward
@@ -92,7 +122,9 @@ class PromptEditEnv(PromptEnvBase):
     label scoring of classification rewards, as in `PromptSelectEnv`),
     `calibration_choices` (a list such as `[null, "content-free"]`: how the prompt's
     label scores are read becomes one more part to edit, and the prompt carries it
-    (`Prompt.calibration`); needs `calibration=None`).
+    (`Prompt.calibration`); needs `calibration=None`), `proposer` (None: no propose
+    actions; `"task"` or an LLM spec), `propose_modes` (default all of `induce`, `reflect`,
+    `history`, `demo`), `max_instructions` (instruction slots with a proposer, default 32).
 
     ## Public Methods
 
@@ -104,7 +136,10 @@ class PromptEditEnv(PromptEnvBase):
     empty), `prompt_of(config)` and `score_config(config)` (its score on this episode's minibatch,
     state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted),
     `scored_prompts()` (with `fixed_minibatch`: every prompt scored so far and its score) and
-    `minibatch_indices()` (which inputs of `split` the episode scores on);
+    `minibatch_indices()` (which inputs of `split` the episode scores on). With a proposer:
+    `proposer`, `write_instruction(mode, config, parents=..., rng=...)` (what the LLM-writing
+    search baselines call), `add_instruction(text)`, `failures_of(config)`,
+    `instruction_scores()`, `train_demos()`, `proposer_usage()`;
     the space itself is `env.unwrapped.space` (`prompt_env.envs.edit_space.EditSpace`).
 
     ## Registered Configurations
@@ -116,7 +151,7 @@ class PromptEditEnv(PromptEnvBase):
 
     - v0: initial version; later, without changing any default: `fixed_minibatch`,
       `n_candidates=None`, `minibatch_size=None`, `calibration_choices`,
-      `reset(options={"prompt": ...})`.
+      `reset(options={"prompt": ...})`, `proposer` (propose actions; off by default).
     """
 
     metadata = {**PromptEnvBase.metadata, "prompt_env_kind": "edit"}
@@ -137,9 +172,15 @@ class PromptEditEnv(PromptEnvBase):
         tabular: bool = False,
         fixed_minibatch: bool = False,
         calibration_choices: list[str | None] | None = None,
+        proposer: Any = None,
+        propose_modes: Sequence[str] | None = None,
+        max_instructions: int = 32,
         **options: Any,
     ) -> None:
         super().__init__(task, llm, **{**self.option_defaults, **options})
+        check_proposer_spec(proposer)
+        check_int("max_instructions", max_instructions, 1, 4096)
+        modes = self._check_propose_modes(propose_modes) if proposer is not None else ()
         check_int("max_edits", max_edits, 1)
         check_int("minibatch_size", minibatch_size, 1, optional=True)
         check_int("n_slots", n_slots, 0, 64)
@@ -176,6 +217,19 @@ class PromptEditEnv(PromptEnvBase):
         self.verbalizers, self.candidates = self.space.verbalizers, self.space.candidates
         self.calibrations, self.chat = self.space.calibrations, self.space.chat
         self.initial_state = self._initial_state(manual, initial_prompt or {})
+        # a proposer writes instructions into a fixed number of slots, so the action space,
+        # the one-hot and the tabular state ids never change size
+        self.proposer_spec = proposer
+        self._proposer: Proposer | None = None
+        self.propose_modes = modes
+        if modes:
+            self.space.instruction_slots = max(max_instructions, len(self.instructions))
+            self.space.propose_modes = modes
+        self.max_instructions = self.space.instruction_radix
+        self.pool_size = len(self.instructions)
+        """Instructions of the pool (and of ``initial_prompt``); later slots hold written ones."""
+        self._instruction_scores: dict[str, float] = {}  # best minibatch score seen per instruction
+        self._proposer_at_reset = {"proposer_calls": 0, "proposer_tokens": 0}
         self.actions = self.space.actions()
         self.action_space = spaces.Discrete(len(self.actions))
         self._radices = self.space.radices
@@ -266,8 +320,198 @@ class PromptEditEnv(PromptEnvBase):
                              f"leave calibration=None (got {self.calibration!r})")
         return list(choices)
 
+    @staticmethod
+    def _check_propose_modes(modes: Sequence[str] | None) -> tuple[str, ...]:
+        if modes is None:
+            return PROPOSE_MODES
+        if isinstance(modes, str) or not isinstance(modes, (list, tuple)) or not modes:
+            raise ProposerError(f"propose_modes must be a non-empty list of {list(PROPOSE_MODES)}, got {modes!r}")
+        unknown = [m for m in modes if m not in PROPOSE_MODES]
+        if unknown or len(set(modes)) < len(modes):
+            raise ProposerError(f"propose_modes must be distinct modes of {list(PROPOSE_MODES)}, got {list(modes)!r}")
+        return tuple(modes)
+
     def action_meanings(self) -> list[str]:
         return [a.describe() for a in self.actions]
+
+    # ------------------------------------------------------------- proposer
+    @property
+    def proposer(self) -> Proposer | None:
+        """The instruction writer (None without ``proposer``), made on first use; its usage
+        is metered apart from the task LLM's (``llm_usage()["proposer_calls"]`` ...)."""
+        if self._proposer is None and self.proposer_spec is not None:
+            spec = self.proposer_spec
+            self._proposer = make_proposer(spec, self.llm if spec is True or spec == "task" else None)
+        return self._proposer
+
+    def use_proposer(self, proposer: Proposer | Any) -> None:
+        """Write instructions with ``proposer`` (a :class:`~prompt_env.proposer.Proposer`, or an
+        LLM object, metered apart) from now on; the env needs a ``proposer`` option already."""
+        if self.proposer_spec is None:
+            raise ProposerError(f"{self.env_id}: this env has no propose actions; make it with proposer=...")
+        self._proposer = proposer if isinstance(proposer, Proposer) else Proposer(proposer)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_proposer"] = None  # rebuilt from proposer_spec in the receiving process
+        return state
+
+    def train_demos(self, prompt: Prompt | None = None) -> list[tuple[str, str]]:
+        """Every train example as (input text, answer in ``prompt``'s label words): what
+        ``induce`` draws its demonstrations from."""
+        prompt = prompt or self.prompt
+        train = self.task.splits.get("train", [])
+        return [(e.text, prompt.answer_text(e)) for e in train]
+
+    def _outcomes_of(self, config: PromptState | dict[str, Any] | None) -> list[Any] | None:
+        prompt = self.prompt if config is None else self.prompt_of(config)
+        key = dataclasses.replace(prompt, name="")
+        if key in self._memo:
+            return list(self._memo[key][1])
+        if config is None or prompt == self.prompt:
+            return list(getattr(self, "_last_outcomes", []))
+        return None
+
+    def example_scores(self, config: PromptState | dict[str, Any] | None = None) -> list[float] | None:
+        """The reward of each minibatch input (in :meth:`minibatch_indices` order) under the
+        prompt of ``config`` (default: the current prompt), from its scoring: free; None if
+        it was not scored on this minibatch (remembered with ``fixed_minibatch``)."""
+        outcomes = self._outcomes_of(config)
+        return None if outcomes is None else [float(o.score) for o in outcomes]
+
+    def failures_of(self, config: PromptState | dict[str, Any] | None = None) -> list[Failure]:
+        """The minibatch inputs the prompt of ``config`` (default: the current prompt) got wrong,
+        from its last scoring (free with ``fixed_minibatch``; [] if it was never scored here)."""
+        outcomes = self._outcomes_of(config) or []
+        failures = []
+        for index, outcome in zip(self._batch, outcomes):
+            if accepted(outcome):
+                continue
+            feedback = ", ".join(f"{name} {value:.2f}" for name, value in outcome.metrics.items())
+            failures.append(Failure(self.examples[index].text, outcome.prediction, outcome.reference,
+                                    feedback[:120]))
+        return failures
+
+    def instruction_scores(self) -> list[tuple[str, float]]:
+        """Every instruction scored so far with the best minibatch score of a prompt holding it
+        (what ``history`` shows the proposer), in the order first scored."""
+        return list(self._instruction_scores.items())
+
+    def add_instruction(self, text: str, *, reuse: bool = False) -> int | None:
+        """Put ``text`` into the next free instruction slot; its index, or None when the slots
+        are full or the set already holds it (``reuse``: then the index of the one it holds)."""
+        from prompt_env.proposer import normalize
+
+        held = [normalize(t) for t in self.instructions]
+        if normalize(text) in held:
+            return held.index(normalize(text)) if reuse else None
+        if len(self.instructions) >= self.space.instruction_radix:
+            return None
+        self.instructions.append(text)
+        return len(self.instructions) - 1
+
+    def write_instruction(self, mode: str, config: PromptState | dict[str, Any] | None = None, *,
+                          parents: Sequence[int] = (), rng: np.random.Generator | None = None,
+                          reuse: bool = False) -> int | None:
+        """Ask the proposer for an instruction and add it to the set: its slot index, or None
+        (nothing usable, a duplicate, or the slots are full). Costs no task-LLM call. With
+        ``reuse`` a proposal the set already holds (other than the prompt's own instruction)
+        is not rejected: its index is returned, so the same proposal is the same transition.
+
+        ``mode``: ``induce`` (demos from train), ``history`` (:meth:`instruction_scores`),
+        ``reflect`` (:meth:`failures_of` ``config``), ``mutate`` (``parents[0]``) or
+        ``crossover`` (``parents[0]`` and ``parents[1]``); ``config`` defaults to the current
+        prompt; ``rng`` (default ``self.np_random``) draws what the meta-prompt shows.
+        """
+        proposer = self.proposer
+        if proposer is None:
+            raise ProposerError(f"{self.env_id}: no proposer; make the env with proposer=...")
+        if len(self.instructions) >= self.space.instruction_radix:
+            return None
+        rng = self.np_random if rng is None else rng
+        prompt = self.prompt if config is None else self.prompt_of(config)
+        known = [] if reuse else list(self.instructions)
+        if mode == "induce":
+            text = proposer.induce(self.train_demos(prompt), rng, known=known)
+        elif mode == "history":
+            scored = self.instruction_scores() or [(prompt.instruction, 0.0)]
+            text = proposer.history(scored, rng, demos=self.train_demos(prompt), known=known)
+        elif mode == "reflect":
+            text = proposer.reflect(prompt.instruction, self.failures_of(config), rng, known=known)
+        elif mode == "mutate" and len(parents) >= 1:
+            text = proposer.mutate(self.instructions[parents[0]], rng, known=known)
+        elif mode == "crossover" and len(parents) >= 2:
+            text = proposer.crossover(self.instructions[parents[0]], self.instructions[parents[1]], rng,
+                                      known=known)
+        else:
+            raise ProposerError(f"write_instruction mode must be one of induce, history, reflect, "
+                                f"mutate (one parent), crossover (two parents); got {mode!r} with "
+                                f"parents {list(parents)}")
+        return None if text is None else self.add_instruction(text, reuse=reuse)
+
+    def _can_propose(self, mode: str) -> bool:
+        if mode == "demo":
+            return bool(self._demo_options())
+        if len(self.instructions) >= self.space.instruction_radix:
+            return False
+        if mode == "reflect":
+            return bool(self.failures_of())
+        return bool(self.task.splits.get("train")) or mode == "history"
+
+    def _demo_options(self) -> list[int]:
+        """Candidates (indices into ``candidates``) a ``propose demo`` may put in the first empty slot."""
+        if -1 not in self.state.slots:
+            return []
+        return [j for j in range(len(self.candidates)) if j not in self.state.slots]
+
+    def _propose_state(self, mode: str) -> PromptState | None:
+        """The state after a ``propose <mode>`` action, or None (no usable proposal)."""
+        if not self._can_propose(mode):
+            return None
+        if mode == "demo":
+            return self._bootstrap_demo()
+        index = self.write_instruction(mode, reuse=True)
+        if index is None or index == self.state.instruction:
+            return None
+        return dataclasses.replace(self.state, instruction=index)
+
+    def _bootstrap_demo(self) -> PromptState | None:
+        """A bootstrapped demonstration: the first of up to DEMO_TRIES unused candidates (drawn)
+        that the current prompt answers in a way the metric accepts, put into the first empty
+        slot (the candidate set is fixed, so the action space stays fixed)."""
+        options = self._demo_options()
+        order = [options[int(i)] for i in self.np_random.permutation(len(options))][:DEMO_TRIES]
+        if not self.budget_allows(len(order)):
+            return None
+        prompt, train = self.prompt, self.task.splits["train"]
+        outcomes = self.run_pairs([(prompt, train[self.candidates[j]]) for j in order])
+        self.charge([o.prompt_text for o in outcomes])
+        for j, outcome in zip(order, outcomes):
+            if accepted(outcome):
+                slots = list(self.state.slots)
+                slots[slots.index(-1)] = j
+                return dataclasses.replace(self.state, slots=tuple(slots))
+        return None
+
+    def new_prompt_cost(self) -> int:
+        """LLM calls of scoring a new prompt like the current one (its minibatch and, when
+        calibrated, its premises)."""
+        from prompt_env.calibration import CONTENT_FREE_INPUTS
+
+        method = self.prompt.calibration or self.calibration
+        premises = 0 if method is None else (len(CONTENT_FREE_INPUTS) if method == "content-free" else 1)
+        return len(self._batch) + premises
+
+    def proposer_usage(self) -> dict[str, int]:
+        """The proposer's counters (zeros before its first use or without one)."""
+        if self._proposer is None:
+            return {"proposer_calls": 0, "proposer_tokens": 0, "proposer_distinct": 0}
+        return self._proposer.usage()
+
+    def llm_usage(self) -> dict[str, int]:
+        """The task LLM's usage (see the base class) and, apart, the proposer's:
+        ``proposer_calls``, ``proposer_tokens``, ``proposer_distinct`` (zeros without one)."""
+        return {**super().llm_usage(), **self.proposer_usage()}
 
     # ---------------------------------------------------------------- state
     def prompt_space(self) -> dict[str, Any]:
@@ -310,7 +554,8 @@ class PromptEditEnv(PromptEnvBase):
 
     def action_masks(self) -> np.ndarray:
         """1 for edits valid in the current state, 0 for invalid ones (int8)."""
-        return np.array([self.apply(self.state, a) is not None for a in self.actions], dtype=np.int8)
+        return np.array([self._can_propose(a.name) if a.kind == "propose" else self.apply(self.state, a) is not None
+                         for a in self.actions], dtype=np.int8)
 
     def observe(self) -> np.ndarray | int:
         if self.tabular:
@@ -344,6 +589,9 @@ class PromptEditEnv(PromptEnvBase):
             self._calibrated.add(key)
         self._last_outcomes = outcomes
         score = float(np.mean([o.score for o in outcomes]))
+        if self.propose_modes:
+            self._instruction_scores[prompt.instruction] = max(
+                score, self._instruction_scores.get(prompt.instruction, -np.inf))
         if self.fixed_minibatch:
             self._memo[key] = (score, outcomes, prompt)
         return score
@@ -362,6 +610,7 @@ class PromptEditEnv(PromptEnvBase):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.episode_calls = 0
+        self._proposer_at_reset = self.proposer_usage()
         start = self.initial_state
         if options and "prompt" in options:
             given = options["prompt"]
@@ -389,7 +638,10 @@ class PromptEditEnv(PromptEnvBase):
             raise RuntimeError(f"{self.env_id}: call reset() before step() (the episode has ended)")
         index = as_action(action, len(self.actions), self.env_id)
         edit = self.actions[index]
-        new_state = self.apply(self.state, edit)
+        if edit.kind == "propose" and not self.budget_allows(self.new_prompt_cost()):
+            self._done = True  # the proposal could not be scored: no proposer call either
+            return self.observe(), 0.0, False, True, self._info(action=index, valid=True, budget_exhausted=True)
+        new_state = self._propose_state(edit.name) if edit.kind == "propose" else self.apply(self.state, edit)
         self._edits += 1
         truncated = self._edits >= self.max_edits
         if edit.kind == "stop":
@@ -428,6 +680,11 @@ class PromptEditEnv(PromptEnvBase):
             "correct": [o.correct for o in outcomes],
             **self.llm_info(),
         }
+        if self.propose_modes:
+            now = self.proposer_usage()
+            info["proposer_calls"] = now["proposer_calls"] - self._proposer_at_reset["proposer_calls"]
+            info["proposer_tokens"] = now["proposer_tokens"] - self._proposer_at_reset["proposer_tokens"]
+            info["instructions"] = len(self.instructions)
         if action is not None:
             info["action"] = self.actions[action].describe()
         return info
@@ -440,3 +697,9 @@ class PromptEditEnv(PromptEnvBase):
             f"exemplars {list(p.exemplars)} | verbalizer {list(p.verbalizer) if p.verbalizer else None}"
             f"{' | calibration ' + str(p.calibration) if self.calibrations else ''}"
         )
+
+
+def accepted(outcome: Any) -> bool:
+    """Whether the metric accepts an answer: correct (classification, exact match), or, for
+    metrics without a notion of correct, a score of at least 0.5."""
+    return bool(outcome.correct) if outcome.correct is not None else outcome.score >= 0.5

@@ -22,11 +22,15 @@ from prompt_env.tasks.base import Example
 class EditAction:
     """One entry of the flattened action list."""
 
-    kind: str  # instruction, put, clear, swap, template, verbalizer, calibration, stop
+    kind: str  # instruction, put, clear, swap, template, verbalizer, calibration, propose, stop
     a: int = -1
     b: int = -1
+    name: str = ""
+    """The mode of a ``propose`` action (``induce``, ``reflect``, ``history``, ``demo``)."""
 
     def describe(self) -> str:
+        if self.kind == "propose":
+            return f"propose {self.name}"
         return {
             "instruction": f"set instruction {self.a}",
             "put": f"put train example {self.a} in slot {self.b}",
@@ -87,10 +91,20 @@ class EditSpace:
     """Empty: the calibration is not a part of the prompt (the env's ``calibration`` applies)."""
     chat: bool
     env_id: str = "PromptEditEnv"
+    instruction_slots: int = 0
+    """With a proposer: the fixed number of instruction slots (pool first, written ones
+    appended; unfilled slots are no configuration yet); 0: exactly the pool's instructions."""
+    propose_modes: tuple[str, ...] = ()
+    """The ``propose <mode>`` actions (empty without a proposer)."""
+
+    @property
+    def instruction_radix(self) -> int:
+        """Instruction slots (filled or not): the one-hot's width and the first radix."""
+        return max(len(self.instructions), self.instruction_slots)
 
     @property
     def radices(self) -> list[int]:
-        return ([len(self.instructions)] + [len(self.candidates) + 1] * self.n_slots
+        return ([self.instruction_radix] + [len(self.candidates) + 1] * self.n_slots
                 + [len(self.templates), len(self.verbalizers)]
                 + ([len(self.calibrations)] if self.calibrations else []))
 
@@ -108,7 +122,7 @@ class EditSpace:
 
     def actions(self) -> list[EditAction]:
         """Every edit, in the action space's order (stop last)."""
-        actions = [EditAction("instruction", i) for i in range(len(self.instructions))]
+        actions = [EditAction("instruction", i) for i in range(self.instruction_radix)]
         actions += [EditAction("put", j, k) for j in range(len(self.candidates)) for k in range(self.n_slots)]
         actions += [EditAction("clear", k) for k in range(self.n_slots)]
         actions += [EditAction("swap", k, m) for k, m in itertools.combinations(range(self.n_slots), 2)]
@@ -116,12 +130,14 @@ class EditSpace:
         if self.verbalizers != [None]:
             actions += [EditAction("verbalizer", v) for v in range(len(self.verbalizers))]
         actions += [EditAction("calibration", c) for c in range(len(self.calibrations))]
+        actions += [EditAction("propose", name=mode) for mode in self.propose_modes]
         actions.append(EditAction("stop"))
         return actions
 
     def describe(self, initial: PromptState) -> dict[str, Any]:
         """Option counts of each part and the initial configuration (plain data)."""
-        return {"instructions": len(self.instructions), "candidates": len(self.candidates),
+        return {"instructions": len(self.instructions), "instruction_slots": self.instruction_radix,
+                "candidates": len(self.candidates),
                 "n_slots": self.n_slots, "templates": len(self.templates),
                 "verbalizers": len(self.verbalizers), "calibrations": max(1, len(self.calibrations)),
                 "initial": dataclasses.asdict(initial)}
@@ -141,6 +157,7 @@ class EditSpace:
         digits, used = self.digits(state), [k for k in state.slots if k >= 0]
         if (len(state.slots) != self.n_slots or len(set(used)) < len(used)
                 or not all(0 <= d < r for d, r in zip(digits, self.radices))
+                or state.instruction >= len(self.instructions)
                 or (not self.calibrations and state.calibration != 0)):
             raise ValueError(f"{self.env_id}: {state!r} is not a configuration of this prompt space")
         verbalizer = self.verbalizers[state.verbalizer]
@@ -155,12 +172,16 @@ class EditSpace:
             calibration=self.calibrations[state.calibration] if self.calibrations else None,
         )
 
-    @staticmethod
-    def apply(state: PromptState, action: EditAction) -> PromptState | None:
-        """The state after ``action``, or None when the edit is invalid here."""
+    def apply(self, state: PromptState, action: EditAction) -> PromptState | None:
+        """The state after ``action``, or None when the edit is invalid here (a ``propose``
+        action needs the env's proposer: None here)."""
         slots = list(state.slots)
         if action.kind == "instruction":
-            return None if action.a == state.instruction else dataclasses.replace(state, instruction=action.a)
+            if action.a == state.instruction or action.a >= len(self.instructions):
+                return None  # the current one, or a slot no instruction was written into yet
+            return dataclasses.replace(state, instruction=action.a)
+        if action.kind == "propose":
+            return None
         if action.kind == "put":
             if action.a in slots:
                 return None
