@@ -47,7 +47,7 @@ $(INTEGRATION_STAMP): $(SERVER_STAMP) pyproject.toml
 	touch $(INTEGRATION_STAMP)
 
 test-integration: $(INTEGRATION_STAMP)
-	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration/test_server.py tests/integration/test_judge_server.py tests/integration/test_rllib.py
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} RAY_AUTH_MODE=disabled $(PY) -m pytest -v -p no:cacheprovider -m integration tests/integration/test_server.py tests/integration/test_judge_server.py tests/integration/test_proposer_server.py tests/integration/test_rllib.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check prompt_env agents tests benchmarks examples
