@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from prompt_env.errors import LLMError, PromptTooLongError
+from prompt_env.errors import LLMError, LLMSpecError, PromptTooLongError
 from prompt_env.llm.base import (
     LLM,
     PromptInput,
@@ -111,7 +111,10 @@ class HFCausalLM(TransformersEngine, LLM):
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         reason = unsupported_reason(model)
         if engine == "fused" and reason is not None:
-            raise ValueError(f"engine='fused' cannot run {name}: {reason}; use engine='transformers'")
+            # the fused engine is float32 only: "auto" falls back to the transformers engine
+            # (describe() names the one that runs); asking for "fused" by name is an error
+            raise LLMSpecError(f"engine='fused' cannot run {name}: {reason}; use engine='transformers' "
+                               "(or 'auto', which picks it)")
         self.engine = "fused" if engine == "fused" or (engine == "auto" and reason is None) else "transformers"
         self._fused = FusedLlama(model) if self.engine == "fused" else None
         self.model = model.eval()
@@ -214,8 +217,9 @@ class HFCausalLM(TransformersEngine, LLM):
                     ids = torch.tensor([ctx + cont], device=self.device)
                     logits = self.model(input_ids=ids).logits[0].float()
                     logp = torch.log_softmax(logits, dim=-1)
-                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
-                    out[i, j] = float(logp[positions, torch.tensor(cont)].double().sum())
+                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=logp.device)
+                    picked = logp[positions, torch.tensor(cont, device=logp.device)]
+                    out[i, j] = float(picked.double().sum().cpu())
                     self.stats.batches += 1
                     self.stats.prompt_tokens += len(ctx) + len(cont)
         self.stats.calls += len(prompts)
@@ -334,14 +338,14 @@ class HFCausalLM(TransformersEngine, LLM):
                 chunk = order[start : start + size]
                 start += len(chunk)
                 width = max(len(contexts[i]) for i in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for r, i in enumerate(chunk):  # left padding: generated tokens line up
-                    ids[r, width - len(contexts[i]) :] = torch.tensor(contexts[i])
-                    mask[r, width - len(contexts[i]) :] = 1
+                # left padding, so that generated tokens line up; made on the model's device
+                ids = torch.tensor([[pad] * (width - len(contexts[i])) + contexts[i] for i in chunk],
+                                   dtype=torch.long, device=self.device)
+                mask = torch.tensor([[0] * (width - len(contexts[i])) + [1] * len(contexts[i]) for i in chunk],
+                                    dtype=torch.long, device=self.device)
                 generated = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
+                    input_ids=ids,
+                    attention_mask=mask,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     num_beams=1,
@@ -349,11 +353,11 @@ class HFCausalLM(TransformersEngine, LLM):
                     eos_token_id=list(stop_ids),
                     stop_strings=list(stop) if stop else None,
                     tokenizer=self.tokenizer if stop else None,
-                )[:, width:]
+                )[:, width:].cpu().tolist()  # one read-back per batch
                 self.stats.batches += 1
-                self.stats.prompt_tokens += int(mask.sum())
+                self.stats.prompt_tokens += sum(len(contexts[i]) for i in chunk)
                 for r, i in enumerate(chunk):
-                    tokens = [t for t in generated[r].tolist() if t not in stop_ids and t != pad]
+                    tokens = [t for t in generated[r] if t not in stop_ids and t != pad]
                     self.stats.generated_tokens += len(tokens)
                     text = self.tokenizer.decode(tokens, skip_special_tokens=True)
                     outputs[i] = cut_at_stop(text, stop)
@@ -370,14 +374,14 @@ class HFCausalLM(TransformersEngine, LLM):
             return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
         encoded = [self.encode(t)[: min(self.max_length, 512)] or [self.tokenizer.eos_token_id] for t in texts]
         width = max(len(e) for e in encoded)
-        ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, e in enumerate(encoded):
-            ids[r, : len(e)] = torch.tensor(e)
-            mask[r, : len(e)] = 1
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], dtype=torch.long,
+                           device=self.device)
+        mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded], dtype=torch.long,
+                            device=self.device)
         set_threads()
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             hidden = out.hidden_states[-1].float()
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        return pooled.numpy().astype(np.float32)
+        return pooled.cpu().numpy().astype(np.float32)

@@ -175,12 +175,10 @@ class HFSeq2SeqLM(LLM):
         import torch
 
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, tokens in enumerate(rows):
-            ids[r, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-            mask[r, : len(tokens)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        ids = [list(tokens) + [self.pad_id] * (width - len(tokens)) for tokens in rows]
+        mask = [[1] * len(tokens) + [0] * (width - len(tokens)) for tokens in rows]
+        return (torch.tensor(ids, dtype=torch.long, device=self.device),
+                torch.tensor(mask, dtype=torch.long, device=self.device))
 
     def _encoder(self, ids: Any, mask: Any) -> Any:
         """Last hidden states of the encoder over padded ``ids``."""
@@ -258,12 +256,11 @@ class HFSeq2SeqLM(LLM):
         n, k = len(contexts), len(choice_ids)
         if single:
             dec_rows = [[self.start_id]] * n
-            row_of = torch.arange(n)
+            row_of = torch.arange(n, device=hidden.device)
         else:
             dec_rows = [[self.start_id, *c[:-1]] for _ in range(n) for c in choice_ids]
-            row_of = torch.arange(n).repeat_interleave(k)
+            row_of = torch.arange(n, device=hidden.device).repeat_interleave(k)
         dec_ids, dec_mask = self._padded(dec_rows)
-        row_of = row_of.to(hidden.device)
         logits, _ = self._decoder_logits(hidden[row_of], enc_mask[row_of], dec_ids, dec_mask)
         logp = torch.log_softmax(logits, dim=-1)
         self.stats.batches += 1
@@ -273,11 +270,12 @@ class HFSeq2SeqLM(LLM):
             first = torch.tensor([c[0] for c in choice_ids], device=logp.device)
             out[:] = logp[:, 0, first].double().cpu().numpy()
             return out
+        picked = []  # read back once for the whole chunk
         for r in range(n * k):
-            i, j = divmod(r, k)
-            cont = torch.tensor(choice_ids[j], device=logp.device)
+            cont = torch.tensor(choice_ids[r % k], device=logp.device)
             positions = torch.arange(len(cont), device=logp.device)
-            out[i, j] = float(logp[r, positions, cont].double().sum())
+            picked.append(logp[r, positions, cont].double().sum())
+        out[:] = torch.stack(picked).cpu().numpy().reshape(n, k)
         return out
 
     def score_naive(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
@@ -299,8 +297,9 @@ class HFSeq2SeqLM(LLM):
                                                        device=self.device),
                     ).logits[0].float()
                     logp = torch.log_softmax(logits, dim=-1)
-                    picked = logp[torch.arange(len(cont)), torch.tensor(cont)]
-                    out[i, j] = float(picked.double().sum())
+                    picked = logp[torch.arange(len(cont), device=logp.device),
+                                  torch.tensor(cont, device=logp.device)]
+                    out[i, j] = float(picked.double().sum().cpu())
                     self.stats.batches += 1
                     self.stats.prompt_tokens += len(ctx) + len(cont)
         self.stats.calls += len(prompts)
