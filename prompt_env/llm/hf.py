@@ -45,6 +45,7 @@ from prompt_env.errors import LLMError, LLMSpecError, PromptTooLongError
 from prompt_env.llm.base import (
     LLM,
     PromptInput,
+    ScoreRequest,
     cut_at_stop,
     validate_choices,
     validate_prompts,
@@ -167,23 +168,18 @@ class HFCausalLM(TransformersEngine, LLM):
             raise LLMError(f"prompt {index} is empty after tokenization; give it some text")
 
     # ------------------------------------------------------------------ scoring
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        return self.score_many([(prompts, choices)])[0]
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
+        return self._score_many([(prompts, choices)])[0]
 
-    def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
+    def _score_many(self, requests: list[ScoreRequest]) -> list[np.ndarray]:
         """Several score requests (prompts with their own choices); the fused engine runs
         them all in shared forward passes, the transformers engine one request at a time."""
-        checked = [(validate_prompts(p), validate_choices(c)) for p, c in requests]
-        results = [np.zeros((len(p), len(c)), dtype=np.float64) for p, c in checked]
-        todo = [r for r, (prompts, _) in enumerate(checked) if prompts]
-        contexts = [[self.encode(self.prompt_text(p)) for p in checked[r][0]] for r in todo]
-        choice_ids = [[self.encode(c) for c in checked[r][1]] for r in todo]
+        contexts = [[self.encode(self.prompt_text(p)) for p in prompts] for prompts, _ in requests]
+        choice_ids = [[self.encode(c) for c in choices] for _, choices in requests]
         for request_contexts, choices in zip(contexts, choice_ids):
             longest = max(len(c) for c in choices)
             for i, ctx in enumerate(request_contexts):
                 self._check_length(i, len(ctx), longest)
-        if not todo:
-            return results
         import torch
 
         set_threads()
@@ -194,11 +190,7 @@ class HFCausalLM(TransformersEngine, LLM):
                 scored = [self._score_shared_prefix(c, ids) for c, ids in zip(contexts, choice_ids)]
             else:
                 scored = [self._score_rows(c, ids, prefix=[]) for c, ids in zip(contexts, choice_ids)]
-        for r, values in zip(todo, scored):
-            results[r] = values
-            self.stats.calls += len(values)
-            self.stats.model_calls += len(values)
-        return results
+        return scored
 
     def score_naive(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
         """Reference path: one forward pass per (prompt, choice) on the full token sequence."""
@@ -309,19 +301,9 @@ class HFCausalLM(TransformersEngine, LLM):
         return best
 
     # --------------------------------------------------------------- generation
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         import torch
 
-        prompts = validate_prompts(prompts)
-        if not prompts:
-            return []
-        if max_new_tokens < 1:
-            raise LLMError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         contexts = [self.encode(self.prompt_text(p)) for p in prompts]
         for i, ctx in enumerate(contexts):
             self._check_length(i, len(ctx), max_new_tokens)
@@ -361,8 +343,6 @@ class HFCausalLM(TransformersEngine, LLM):
                     self.stats.generated_tokens += len(tokens)
                     text = self.tokenizer.decode(tokens, skip_special_tokens=True)
                     outputs[i] = cut_at_stop(text, stop)
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         return outputs
 
     # --------------------------------------------------------------- embedding

@@ -216,11 +216,7 @@ class HFSeq2SeqLM(LLM):
         return chunks
 
     # ------------------------------------------------------------------ scoring
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        prompts = validate_prompts(prompts)
-        choices = validate_choices(choices)
-        if not prompts:
-            return np.zeros((0, len(choices)), dtype=np.float64)
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
         choice_ids = [self.encode(c) for c in choices]
         for j, ids in enumerate(choice_ids):
             if not ids:
@@ -242,8 +238,6 @@ class HFSeq2SeqLM(LLM):
         with torch.inference_mode():
             for chunk in self._chunks(order, cost):
                 result[chunk] = self._score_chunk([contexts[i] for i in chunk], choice_ids, single)
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         return result
 
     def _score_chunk(self, contexts: list[list[int]], choice_ids: list[list[int]],
@@ -307,17 +301,7 @@ class HFSeq2SeqLM(LLM):
         return out
 
     # --------------------------------------------------------------- generation
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
-        prompts = validate_prompts(prompts)
-        if not prompts:
-            return []
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise LLMError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         contexts = self._encode_checked(prompts, max_new_tokens)
         stops = [s for s in (stop or []) if s]
         import torch
@@ -334,8 +318,6 @@ class HFSeq2SeqLM(LLM):
                 texts = self._generate_chunk([contexts[i] for i in chunk], max_new_tokens, stops)
                 for i, text in zip(chunk, texts, strict=True):
                     outputs[i] = text
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         return outputs
 
     def _generate_chunk(self, contexts: list[list[int]], max_new_tokens: int,
