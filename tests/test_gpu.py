@@ -115,6 +115,13 @@ def test_auto_device_loads_on_the_cpu_here(tiny_llama):
     assert str(next(llm.model.parameters()).device) == "cpu"
 
 
+def test_a_backend_runs_where_its_weights_are_unless_told(tiny_llama):
+    from prompt_env.llm.hf import HFCausalLM
+
+    loaded = hf(tiny_llama)
+    assert HFCausalLM(loaded.model, loaded.tokenizer, name="tiny", identity="tiny").device == "cpu"
+
+
 def test_dtype_changes_the_identity_and_the_device_does_not(tiny_llama):
     assert dtype_identity("float32") == ""
     assert dtype_identity("bfloat16") != dtype_identity("float16")
@@ -176,6 +183,17 @@ def test_cuda_scoring_equals_cpu(tiny_llama, engine):
     # the naive reference and the prefix-cache path (second call) on the device too
     np.testing.assert_allclose(cuda.score_naive(PROMPTS[:2], [" a b", " c"]),
                                cpu.score_naive(PROMPTS[:2], [" a b", " c"]), atol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_a_backend_made_from_a_cuda_model_runs_there(tiny_llama):
+    from prompt_env.llm.hf import HFCausalLM
+
+    loaded = hf(tiny_llama, device="cuda")
+    bare = HFCausalLM(loaded.model, loaded.tokenizer, name="tiny", identity="tiny")  # no device given
+    assert bare.device.startswith("cuda")
+    np.testing.assert_allclose(bare.score(PROMPTS, [" a", " b c"]), loaded.score(PROMPTS, [" a", " b c"]))
 
 
 @pytest.mark.gpu

@@ -91,7 +91,8 @@ ENGINES = ("auto", "fused", "transformers")
 
 
 class HFCausalLM(TransformersEngine, LLM):
-    """A causal LM from transformers, scored and generated on CPU (or GPU if given)."""
+    """A causal LM from transformers, scored and generated on the device its weights are on
+    (``device``, default: where the weights are; see :mod:`prompt_env.llm.devices`)."""
 
     def __init__(
         self,
@@ -100,7 +101,7 @@ class HFCausalLM(TransformersEngine, LLM):
         *,
         name: str,
         identity: str,
-        device: str = "cpu",
+        device: str | None = None,
         prefix_reuse: bool = True,
         prefix_cache_tokens: int = PREFIX_CACHE_TOKENS,
         engine: str = "auto",
@@ -122,7 +123,8 @@ class HFCausalLM(TransformersEngine, LLM):
         self.tokenizer = tokenizer
         self.name = name
         self._identity = identity
-        self.device = device
+        # where the weights are, unless told: every tensor of a call is made there
+        self.device = device or str(next(model.parameters()).device)
         self.prefix_reuse = prefix_reuse
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self._recent: deque[tuple[int, ...]] = deque(maxlen=RECENT_CONTEXTS)

@@ -75,7 +75,7 @@ class HFSeq2SeqLM(LLM):
         tokenizer: its tokenizer.
         name: the name used in reports and errors.
         identity: a string that changes whenever the weights could (see ``hf_identity``).
-        device: torch device the model is on.
+        device: torch device the model is on (default: where its weights are).
         max_length: the most tokens the encoder reads (default: :func:`encoder_max_length`).
     """
 
@@ -86,7 +86,7 @@ class HFSeq2SeqLM(LLM):
         *,
         name: str,
         identity: str,
-        device: str = "cpu",
+        device: str | None = None,
         max_length: int | None = None,
     ) -> None:
         super().__init__()
@@ -94,7 +94,8 @@ class HFSeq2SeqLM(LLM):
         self.tokenizer = tokenizer
         self.name = name
         self._identity = identity
-        self.device = device
+        # where the weights are, unless told: every tensor of a call is made there
+        self.device = device or str(next(model.parameters()).device)
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise LLMError(f"max_length must be a positive integer, got {max_length!r}")
         self.max_length = max_length or encoder_max_length(model, tokenizer)
