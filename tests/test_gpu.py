@@ -149,6 +149,27 @@ def test_fused_engine_is_float32_only(tiny_llama):
         hf(tiny_llama, dtype="bfloat16", engine="fused")
 
 
+@pytest.mark.parametrize("choices", [[" positive", " negative"], [" great film", " bad"]])
+def test_the_fused_engine_makes_every_tensor_on_the_model_device(choices):
+    """On the meta device (no data, any machine): a call that gets as far as reading the
+    log-probs back made every tensor of the pass on the model's device; a tensor made on
+    the CPU fails earlier, as it did on CUDA before (positions against inv_freq)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from prompt_env.llm.hf import HFCausalLM
+    from prompt_env.llm.hf_loading import load_default
+
+    tokenizer = load_default().tokenizer
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    llm = HFCausalLM(model, tokenizer, name="meta", identity="meta", engine="fused")
+    assert llm.device == "meta"
+    with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+        llm.score_many([(PROMPTS, choices), (PROMPTS[:2], [" a", " b"])])
+
+
 def bf16_rankings_agree(tiny_llama: str, device: str) -> None:
     """bf16 and float32 put the choices in the same order on (almost) every prompt."""
     exact = hf(tiny_llama, device=device, engine="transformers")
