@@ -8,7 +8,7 @@ SERVER_STAMP := $(VENV)/.installed-server-v1
 INTEGRATION_STAMP := $(VENV)/.installed-integration-v1
 DATA ?= $(abspath ../shared/data)
 
-.PHONY: demo test test-envs test-slow test-integration lint bench clean-venv
+.PHONY: demo test test-envs test-slow test-gpu test-integration lint bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-envs: $(STAMP)
 
 test-slow: $(STAMP)
 	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# device and dtype of the in-process backends on a CUDA machine (the gpu-marked tests skip
+# without CUDA); the device-independent tests of tests/test_gpu.py also run in `make test`
+test-gpu: $(STAMP)
+	PROMPT_ENV_DATA=$${PROMPT_ENV_DATA:-$(DATA)} $(PY) -m pytest -v -p no:cacheprovider tests/test_gpu.py
 
 # the server and ray extras (xllamacpp, ray[rllib]; ray pins gymnasium 1.2.2 in .venv)
 $(INTEGRATION_STAMP): $(SERVER_STAMP) pyproject.toml

@@ -147,7 +147,7 @@ class SoftPrompt:
         the frozen model computes them (peft's default, N(0, 1) keys, swamps the attention)."""
         import torch
 
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)  # drawn on the CPU: same tokens on any device
         ids = torch.randint(0, int(self.hf.model.config.vocab_size), (1, self.num_virtual_tokens),
                             generator=generator)
         with torch.no_grad(), _quiet():
@@ -191,21 +191,23 @@ class SoftPrompt:
 
         set_threads()
         width = max(len(r[0]) for r in rows)
-        ids = torch.full((len(rows), width), int(self.hf.tokenizer.pad_token_id), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, (tokens, _, _) in enumerate(rows):
-            ids[r, : len(tokens)] = torch.tensor(tokens)
-            mask[r, : len(tokens)] = 1
+        pad = int(self.hf.tokenizer.pad_token_id)
+        device = self.hf.device
+        ids = torch.tensor([tokens + [pad] * (width - len(tokens)) for tokens, _, _ in rows],
+                           dtype=torch.long, device=device)
+        mask = torch.tensor([[1] * len(tokens) + [0] * (width - len(tokens)) for tokens, _, _ in rows],
+                            dtype=torch.long, device=device)
         keep = sorted({self.offset + p for _, positions, _ in rows for p in positions})
         with _quiet():
-            out = self.model(input_ids=ids.to(self.hf.device), attention_mask=mask.to(self.hf.device),
-                             logits_to_keep=torch.tensor(keep))
+            out = self.model(input_ids=ids, attention_mask=mask,
+                             logits_to_keep=torch.tensor(keep, device=device))
         logits = out.logits if out.logits.shape[1] == len(keep) else out.logits[:, keep]
         column = {pos: c for c, pos in enumerate(keep)}
         result = []
         for r, (_, positions, targets) in enumerate(rows):
             logp = torch.log_softmax(logits[r, [column[self.offset + p] for p in positions]].float(), -1)
-            result.append(logp[torch.arange(len(targets)), torch.tensor(targets)])
+            result.append(logp[torch.arange(len(targets), device=logp.device),
+                               torch.tensor(targets, device=logp.device)])
         return result
 
     def _chunks(self, examples: Sequence[Example]) -> Iterator[tuple[list[int], list[list[Row]]]]:
@@ -315,9 +317,9 @@ class SoftPrompt:
             if stop and any(s in tokenizer.decode(new, skip_special_tokens=True) for s in stop):
                 break
             cache = getattr(out, "cache", None) or out.past_key_values
-            mask = torch.ones((1, cache.get_seq_length() + 1), dtype=torch.long)
+            mask = torch.ones((1, cache.get_seq_length() + 1), dtype=torch.long, device=self.hf.device)
             out = self.hf._forward(torch.tensor([[token]], device=self.hf.device),
-                                   mask.to(self.hf.device), cache=cache, logits_to_keep=1)
+                                   mask, cache=cache, logits_to_keep=1)
         return cut_at_stop(tokenizer.decode(new, skip_special_tokens=True), stop)
 
     def scores(self, examples: Sequence[Example], reward: str | None = None) -> np.ndarray:

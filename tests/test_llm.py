@@ -283,3 +283,12 @@ def test_hf_spec_loads_a_local_model_directory(default_backend, tmp_path):
 def test_embed_shape(default_backend):
     vectors = default_backend.embed(["a film", "another longer piece of text"])
     assert vectors.shape == (2, 576) and vectors.dtype == np.float32
+
+
+def test_encode_many_gives_the_ids_encode_gives(default_backend):
+    """The bulk paths tokenize a whole batch in one call: the same ids as text by text."""
+    texts = ["Review: a masterpiece .\nSentiment:", "", " ", "  leading spaces", "é ñ 日本語 🙂",
+             "\n\n\t", " positive", "word " * 700,
+             default_backend.prompt_text([{"role": "user", "content": "Sentiment of: dull ."}])]
+    assert default_backend.encode_many(texts) == [default_backend.encode(t) for t in texts]
+    assert default_backend.encode_many([]) == []

@@ -131,10 +131,10 @@ def test_a_failed_batch_stores_nothing(tmp_path, op):
     """A model failure mid-batch leaves no partial rows (put_many is all or nothing)."""
 
     class Broken(FakeLLM):
-        def score(self, prompts, choices):  # type: ignore[override]
+        def _score(self, prompts, choices):
             return np.full((len(prompts) - 1, len(choices)), -1.0)  # wrong shape
 
-        def generate(self, prompts, max_new_tokens=32, stop=None):  # type: ignore[override]
+        def _generate(self, prompts, max_new_tokens, stop):
             return ["ok"] * (len(prompts) - 1) + [None]
 
     from prompt_env.errors import LLMError

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agents.cli import optimize as optimize_command
-from agents.cli.checks import DeprecatedAlias, UsageError
+from agents.cli.checks import LLM_SPEC_HELP, DeprecatedAlias, UsageError
 from agents.cli.listing import command_list
 from agents.cli.runs import AGENT_FILE, command_demo, command_eval, command_train
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, help="output directory (default runs/demo)")
     demo.add_argument("--steps", type=_positive_int, help="training steps per agent (default 300)")
     demo.add_argument("--n-test", type=_positive_int, help="test articles to score (default 60)")
-    demo.add_argument("--llm", help="task LLM spec (default: the embedded model)")
+    demo.add_argument("--llm", help=f"task LLM spec (default: the embedded model): {LLM_SPEC_HELP}")
     demo.add_argument("--seed", type=int, help="seed (default 0)")
 
     listing = sub.add_parser("list", help="tasks, env ids, agents and LLM spec forms")
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     train.set_defaults(required_after_parse=(("policy", "--policy"),), subparser=train)
     train.add_argument("--steps", required=True, type=_positive_int, help="env steps to train for")
-    train.add_argument("--llm", help='task LLM spec (default "default", or the "llm" of --env-kwargs)')
+    train.add_argument("--llm", help='task LLM spec (default "default", or the "llm" of --env-kwargs): '
+                       + LLM_SPEC_HELP)
     train.add_argument("--seed", type=int, default=0, help="seed of the agent and the env (default 0)")
     train.add_argument("--out", type=Path, help="run directory (default runs/<env>-<agent>-seed<S>)")
     train.add_argument("--env-kwargs", metavar="JSON", help='env arguments, e.g. \'{"max_examples": 20}\'')
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dev-limit", type=_positive_int, metavar="N",
                           help="only the first N dev inputs to choose best-fixed-on-dev (Select envs)")
     evaluate.add_argument("--reward", help="metric to report (default: the task's metric)")
-    evaluate.add_argument("--llm", help="task LLM spec (default: the one the run trained with)")
+    evaluate.add_argument("--llm", help=f"task LLM spec (default: the one the run trained with): {LLM_SPEC_HELP}")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the evaluation episode (Edit envs)")
     optimize_command.add_parser(sub, _positive_int)
     return parser

@@ -44,6 +44,13 @@ def check_agent(name: str) -> str:
                      hint + "`prompt-env list` describes them")
 
 
+LLM_SPEC_HELP = ('"default", "hf:<model or path>", "openai:<base_url>#<model>", or JSON; on a GPU: '
+                 '\'{"backend":"default","device":"cuda","dtype":"bfloat16"}\' (device: cpu (default), '
+                 'cuda, cuda:<n>, mps, auto; dtype: float32 (default), bfloat16, float16); '
+                 'see `prompt-env list`')
+"""The shared part of every command's ``--llm`` help."""
+
+
 def check_llm_spec(spec: str | dict[str, Any], *, normalized: bool = False) -> str | dict[str, Any]:
     """The spec (``normalized``: in its checked dict form, which every env takes as it is) when
     valid; LLMSpecError otherwise (nothing is loaded)."""

@@ -13,6 +13,9 @@ LLM_SPEC_FORMS = (
     ("openai:<base_url>#<model>", "an OpenAI-compatible server (vLLM, llama.cpp server, Ollama)"),
     ("fake, fake:<seed>", "a deterministic test double (tests and smoke runs only)"),
     ('{"backend": ..., ...}', 'JSON dict: backend "default" | "hf" | "fake" | "openai" plus its options'),
+    ('{"backend": "default", "device": "cuda", "dtype": "bfloat16"}',
+     'default and hf take "device" (cpu, the default; cuda, cuda:<n>, mps, auto) and "dtype" '
+     '(float32, the default; bfloat16, float16)'),
 )
 
 def command_list(args: argparse.Namespace) -> int:

@@ -14,7 +14,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agents.cli.checks import DeprecatedAlias, UsageError, check_llm_spec, parse_json_object
+from agents.cli.checks import (
+    LLM_SPEC_HELP,
+    DeprecatedAlias,
+    UsageError,
+    check_llm_spec,
+    parse_json_object,
+)
 
 PRESET_NAMES = ("light", "medium", "heavy")
 
@@ -44,7 +50,8 @@ def add_parser(sub: Any, positive_int: Any) -> None:
     optimize.add_argument("--data", required=True, metavar="PATH",
                           help="a .jsonl/.csv/.tsv file, a train/dev/test directory, a saved Hugging "
                                "Face datasets directory, or a catalog task name")
-    optimize.add_argument("--llm", default="default", help='task LLM spec (default "default")')
+    optimize.add_argument("--llm", default="default",
+                          help=f'task LLM spec (default "default"): {LLM_SPEC_HELP}')
     optimize.add_argument("--budget", type=budget_value, default=500,
                           help="LLM calls the search may request, cached or not, or a preset: "
                                "light, medium, heavy = 1, 3, 5 x the task's pool cost (K pool "

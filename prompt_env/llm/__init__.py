@@ -7,7 +7,14 @@
   (T5, BART, ...; see :mod:`prompt_env.llm.seq2seq`), chosen from the model's config;
 * ``"fake"`` / ``"fake:<seed>"``: a deterministic test double (unit tests only);
 * a dict with ``"backend"``: ``{"backend": "default"}``, ``{"backend": "hf", "model": ...}``,
-  ``{"backend": "fake", "seed": 0}``, ``{"backend": "openai", ...}``.
+  ``{"backend": "fake", "seed": 0}``, ``{"backend": "openai", ...}``;
+* the same dict as JSON text (what a shell user types after ``--llm``), e.g.
+  ``'{"backend": "default", "device": "cuda", "dtype": "bfloat16"}'``.
+
+The in-process backends (``default``, ``hf``) take ``device`` (``"cpu"``, the default;
+``"cuda"``, ``"cuda:<n>"``, ``"mps"``, ``"xpu"``; ``"auto"``: CUDA when torch sees one,
+else the CPU) and ``dtype`` (``"float32"``, the default; ``"bfloat16"``, ``"float16"``)
+in every form; see :mod:`prompt_env.llm.devices`.
 
 Every LLM returned is wrapped by :class:`~prompt_env.llm.cache.CachedLLM`
 (pass ``cache=False`` to opt out of the on-disk cache; accounting and budgets
@@ -23,6 +30,7 @@ from typing import Any
 from prompt_env.errors import LLMSpecError
 from prompt_env.llm.base import LLM, Chat, LLMStats, PromptInput
 from prompt_env.llm.cache import Budget, CachedLLM, ResponseCache, default_cache_path
+from prompt_env.llm.devices import DTYPES, check_device_dtype, resolve_device
 
 __all__ = [
     "LLM",
@@ -33,8 +41,11 @@ __all__ = [
     "PromptInput",
     "ResponseCache",
     "default_cache_path",
+    "DTYPES",
+    "check_device_dtype",
     "load_llm",
     "normalize_spec",
+    "resolve_device",
 ]
 
 VALID_FORMS = (
@@ -78,6 +89,7 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         raise LLMSpecError(f"unknown LLM backend {out['backend']!r}; valid forms: {VALID_FORMS}")
     if out["backend"] == "hf" and not out.get("model"):
         raise LLMSpecError('hf spec needs a model: "hf:<model id or path>" or {"backend": "hf", "model": ...}')
+    check_device_dtype(out)
     return out
 
 
@@ -92,6 +104,8 @@ def _openai_shorthand(text: str) -> dict[str, Any]:
 
 def _backend(spec: dict[str, Any]) -> LLM:
     """Create (or reuse, within this process) the backend for a normalized spec."""
+    if "device" in spec:  # "auto" and what it resolves to share one loaded model
+        spec = {**spec, "device": resolve_device(spec["device"])}
     key = json.dumps(spec, sort_keys=True)
     with _BACKENDS_LOCK:
         if key in _BACKENDS:

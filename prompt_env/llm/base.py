@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -136,11 +137,46 @@ def validate_choices(choices: Sequence[str]) -> list[str]:
     return choices
 
 
+def validate_max_new_tokens(max_new_tokens: int) -> int:
+    """Check that ``max_new_tokens`` is a positive integer (a bool is not one); return it as int."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise LLMError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    return int(max_new_tokens)
+
+
+def validate_stop(stop: Sequence[str] | None) -> list[str] | None:
+    """Check that ``stop`` is None or a list of strings (not one string); return it as a list
+    (None when empty). Empty strings are kept here (they are part of a cached request's key)
+    and ignored by every backend."""
+    if stop is None:
+        return None
+    if isinstance(stop, str) or not isinstance(stop, (list, tuple)):
+        raise LLMError(
+            f"stop must be a list of strings, got {type(stop).__name__}"
+            + ("; wrap it in a list" if isinstance(stop, str) else "")
+        )
+    for k, item in enumerate(stop):
+        if not isinstance(item, str):
+            raise LLMError(f"stop string {k} is {type(item).__name__}, expected str")
+    return list(stop) or None
+
+
+ScoreRequest = tuple[list[PromptInput], list[str]]
+"""A checked score request: prompts (at least one) and their choices."""
+
+
 class LLM(abc.ABC):
     """A task LLM: score continuations and generate text, in batches.
 
-    Implementations must be deterministic: the same inputs give the same
-    outputs (greedy decoding, no sampling).
+    The public methods (:meth:`score`, :meth:`score_many`, :meth:`generate`) are the same for
+    every backend: they check their arguments (one error type and message for one mistake,
+    whatever the backend), skip empty batches, call the backend's part (:meth:`_score`,
+    :meth:`_score_many`, :meth:`_generate`) with checked arguments, and count the requested
+    prompts once in :attr:`stats` (:meth:`_count`). A backend implements only the model work,
+    and counts what it cost (``batches``, ``prompt_tokens``, ``generated_tokens``).
+
+    Implementations must be deterministic: the same inputs give the same outputs (greedy
+    decoding, no sampling).
     """
 
     name: str = "llm"
@@ -152,28 +188,65 @@ class LLM(abc.ABC):
     def identity(self) -> str:
         """A string that changes whenever outputs could change (model, weights, backend options)."""
 
-    @abc.abstractmethod
+    # ------------------------------------------------------------------ the protocol
     def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
         """Total log-probability of each choice as the continuation of each prompt.
 
         Returns a float64 array of shape ``(len(prompts), len(choices))``.
         Multi-token choices are scored exactly by teacher forcing.
         """
+        return self.score_many([(prompts, choices)])[0]
 
     def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
         """Several :meth:`score` requests at once, each with its own choices; one array per
-        request. A backend may run them in shared forward passes; by default, one by one."""
-        return [self.score(prompts, choices) for prompts, choices in requests]
+        request. A backend may run them in shared forward passes (see :meth:`_score_many`)."""
+        checked = [(validate_prompts(p), validate_choices(c)) for p, c in requests]
+        results = [np.zeros((len(p), len(c)), dtype=np.float64) for p, c in checked]
+        todo = [r for r, (prompts, _) in enumerate(checked) if prompts]
+        if todo:
+            for r, values in zip(todo, self._score_many([checked[r] for r in todo]), strict=True):
+                results[r] = values
+            self._count(sum(len(checked[r][0]) for r in todo))
+        return results
 
-    @abc.abstractmethod
     def generate(
         self,
         prompts: Sequence[PromptInput],
         max_new_tokens: int = 32,
         stop: Sequence[str] | None = None,
     ) -> list[str]:
-        """Greedy continuation of each prompt, cut at the first stop string."""
+        """Greedy continuation of each prompt (at most ``max_new_tokens`` tokens), cut at the
+        first stop string."""
+        prompts = validate_prompts(prompts)
+        max_new_tokens = validate_max_new_tokens(max_new_tokens)
+        stop_list = validate_stop(stop)
+        if not prompts:
+            return []
+        outputs = self._generate(prompts, max_new_tokens, stop_list)
+        self._count(len(prompts))
+        return outputs
 
+    # ------------------------------------------------------------------ what a backend implements
+    @abc.abstractmethod
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
+        """The model's part of :meth:`score`: checked, non-empty ``prompts`` and ``choices``."""
+
+    def _score_many(self, requests: list[ScoreRequest]) -> list[np.ndarray]:
+        """The model's part of :meth:`score_many` (checked, non-empty requests); by default one
+        :meth:`_score` per request. Backends that share forward passes override it."""
+        return [self._score(prompts, choices) for prompts, choices in requests]
+
+    @abc.abstractmethod
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
+        """The model's part of :meth:`generate`: checked, non-empty ``prompts``, a positive
+        ``max_new_tokens``, ``stop`` None or a non-empty list of strings (skip empty ones)."""
+
+    def _count(self, prompts: int) -> None:
+        """Count ``prompts`` answered prompts: for a backend that runs the model, each one is
+        a call and a model call (a wrapper that answers some itself overrides this)."""
+        self.stats.record(calls=prompts, model_calls=prompts)
+
+    # ------------------------------------------------------------------ optional
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled hidden states, shape ``(len(texts), dim)``; optional for backends."""
         raise LLMError(f"backend {self.name!r} does not provide embeddings; use encoder='hashing'")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from prompt_env.errors import BudgetExhausted, CacheError, LLMError
-from prompt_env.llm.base import LLM, PromptInput, validate_choices, validate_prompts
+from prompt_env.llm.base import LLM, PromptInput, ScoreRequest
 
 FORMAT = "prompt-env-response-cache"
 SCHEMA_VERSION = "1"
@@ -246,13 +246,17 @@ class CachedLLM(LLM):
             for field in ("model_calls", "batches", "prompt_tokens", "generated_tokens"):
                 setattr(self.stats, field, getattr(self.stats, field) + after[field] - before[field])
 
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        return self.score_many([(prompts, choices)])[0]
+    def _count(self, prompts: int) -> None:
+        """Nothing here: :meth:`_score_many` and :meth:`_generate` count each request where
+        they know which prompts the cache answered (``calls``, ``distinct``, ``cache_hits``),
+        and :meth:`_run_inner` adds what the wrapped model spent."""
 
-    def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
+        return self._score_many([(prompts, choices)])[0]
+
+    def _score_many(self, checked: list[ScoreRequest]) -> list[np.ndarray]:
         """Score requests (prompts with their own choices): hits from the cache, every miss in
         one call of the wrapped model (``score_many``, so it may share forward passes)."""
-        checked = [(validate_prompts(p), validate_choices(c)) for p, c in requests]
         model = self.identity()
         keys = [[_key("score", model, p, choices) for p in prompts] for prompts, choices in checked]
         flat = [k for request_keys in keys for k in request_keys]
@@ -296,17 +300,9 @@ class CachedLLM(LLM):
         self.stats.record(calls=len(flat), cache_hits=len(flat) - misses, keys=flat)
         return results
 
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
-        prompts = validate_prompts(prompts)
-        if not prompts:
-            return []
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         model = self.identity()
-        stop_list = list(stop) if stop else []
+        stop_list = stop or []
         keys = [_key("generate", model, p, max_new_tokens, stop_list) for p in prompts]
         found = self.store.get_many(keys) if self.store is not None else {}
         missing = [i for i, k in enumerate(keys) if k not in found]

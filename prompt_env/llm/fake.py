@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prompt_env.llm.base import LLM, PromptInput, cut_at_stop, validate_choices, validate_prompts
+from prompt_env.llm.base import LLM, PromptInput, cut_at_stop
 
 
 def _text(prompt: PromptInput) -> str:
@@ -41,11 +41,7 @@ class FakeLLM(LLM):
     def identity(self) -> str:
         return f"fake:seed={self.seed}"
 
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        prompts = validate_prompts(prompts)
-        if not prompts:
-            return np.zeros((0, len(choices)), dtype=np.float64)
-        choices = validate_choices(choices)
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
         out = np.empty((len(prompts), len(choices)), dtype=np.float64)
         for i, p in enumerate(prompts):
             text = _text(p)
@@ -53,27 +49,17 @@ class FakeLLM(LLM):
             for j, c in enumerate(choices):
                 bonus = 1.5 if c.strip().lower() and c.strip().lower() in tail else 0.0
                 out[i, j] = min(0.0, -3.0 * _unit(str(self.seed), text, c) - 0.5 * len(c.split()) + bonus)
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         self.stats.batches += 1
         self.stats.prompt_tokens += sum(len(_text(p).split()) for p in prompts)
         return out
 
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
-        prompts = validate_prompts(prompts)
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         outs = []
         for p in prompts:
             words = _text(p).split()
             k = int(_unit(str(self.seed), _text(p)) * 5) + 1
             outs.append(cut_at_stop(" " + " ".join(words[-k:][:max_new_tokens]), stop))
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
-        self.stats.batches += 1 if prompts else 0
+        self.stats.batches += 1
         self.stats.generated_tokens += sum(len(o.split()) for o in outs)
         return outs
 

@@ -163,7 +163,8 @@ class FusedLlama:
             if keep_kv:
                 kv.append((k, v))
             if past:
-                keys = torch.empty((n, self.kv_heads, past + width, self.head_dim), device=self.device)
+                keys = torch.empty((n, self.kv_heads, past + width, self.head_dim), device=k.device,
+                                   dtype=k.dtype)
                 values = torch.empty_like(keys)
                 if batch.shared is not None:  # every row continues the same prefix: broadcast it
                     pk, pv = batch.shared[index]

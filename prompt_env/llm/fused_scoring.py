@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,12 @@ def passes(rows: list[list[Segment]], tokens_per_forward: int) -> list[list[list
     return out
 
 
-def batch_of(rows: list[list[Segment]], layers_of: Callable[[tuple[int, ...]], Layers]) -> PackedBatch:
-    """Token, position and mask tensors of one pass over packed ``rows``."""
+def batch_of(rows: list[list[Segment]], layers_of: Callable[[tuple[int, ...]], Layers],
+             device: Any = "cpu") -> PackedBatch:
+    """Token, position and mask tensors of one pass over packed ``rows``, on ``device``.
+
+    The small per-token tables are filled on the CPU and copied over once; the mask (the
+    big tensor, rows x width x keys) is computed on ``device`` itself."""
     import torch
 
     n = len(rows)
@@ -130,8 +135,9 @@ def batch_of(rows: list[list[Segment]], layers_of: Callable[[tuple[int, ...]], L
                 hi[r, span] = slots[r][seq.prefix] + p  # type: ignore[index]
             start[r, span] = at
             at += length
-    key = torch.arange(past + width)[None, None, :]
-    own = torch.arange(width)[None, :, None]
+    tokens, positions, lo, hi, start = (t.to(device) for t in (tokens, positions, lo, hi, start))
+    key = torch.arange(past + width, device=device)[None, None, :]
+    own = torch.arange(width, device=device)[None, :, None]
     in_prefix = (key < past) & (key >= lo[..., None]) & (key < hi[..., None])
     in_sequence = (key >= past) & (key - past >= start[..., None]) & (key - past <= own)
     shared = None
@@ -149,8 +155,8 @@ def prefill(engine: FusedLlama, prefixes: list[tuple[int, ...]], tokens_per_forw
     out: dict[tuple[int, ...], Layers] = {}
     sequences = [Segment(list(p), None, []) for p in prefixes]
     for rows in passes(pack(sequences), tokens_per_forward):
-        batch = batch_of(rows, lambda key: [])
-        empty = torch.zeros(0, dtype=torch.long)
+        batch = batch_of(rows, lambda key: [], engine.device)
+        empty = torch.zeros(0, dtype=torch.long, device=engine.device)
         _, kv = engine.forward(batch, keep_rows=empty, keep_cols=empty, keep_kv=True)
         if on_pass is not None:
             on_pass(sum(len(s.tokens) for row in rows for s in row))
@@ -172,9 +178,10 @@ def score_segments(engine: FusedLlama, sequences: list[Segment],
     import torch
 
     results = [np.zeros((n, len(c)), dtype=np.float64) for n, c in zip(n_contexts, choice_ids, strict=True)]
-    first_tokens = [torch.tensor([c[0] for c in choices]) for choices in choice_ids]
+    device = engine.device
+    first_tokens = [torch.tensor([c[0] for c in choices], device=device) for choices in choice_ids]
     for rows in passes(pack(sequences), tokens_per_forward):
-        batch = batch_of(rows, layers_of)
+        batch = batch_of(rows, layers_of, device)
         where_rows, where_cols, read = [], [], []
         for r, row in enumerate(rows):
             at = 0
@@ -183,19 +190,29 @@ def score_segments(engine: FusedLlama, sequences: list[Segment],
                 where_cols += [at + pos for pos in seq.read]
                 read.append(seq)
                 at += len(seq.tokens)
-        hidden, _ = engine.forward(batch, keep_rows=torch.tensor(where_rows),
-                                   keep_cols=torch.tensor(where_cols))
+        hidden, _ = engine.forward(batch, keep_rows=torch.tensor(where_rows, device=device),
+                                   keep_cols=torch.tensor(where_cols, device=device))
         logp = engine.log_probs(hidden)
         if on_pass is not None:
             on_pass(sum(len(s.tokens) for row in rows for s in row))
         at = 0
+        picked = []  # float64 values on the device, read back once per pass
         for seq in read:
             block = logp[at: at + len(seq.read)]
             at += len(seq.read)
             if seq.choice == -1:
-                results[seq.request][seq.context] = block[0, first_tokens[seq.request]].double().numpy()
+                picked.append(block[0, first_tokens[seq.request]].double())
             else:
-                answer = torch.tensor(seq.answer)
-                value = block[torch.arange(len(answer)), answer].double().sum()
-                results[seq.request][seq.context, seq.choice] = float(value)
+                answer = torch.tensor(seq.answer, device=device)
+                picked.append(block[torch.arange(len(answer), device=device), answer].double().sum()[None])
+        values = torch.cat(picked).cpu().numpy()
+        at = 0
+        for seq in read:
+            if seq.choice == -1:
+                width = len(choice_ids[seq.request])
+                results[seq.request][seq.context] = values[at: at + width]
+                at += width
+            else:
+                results[seq.request][seq.context, seq.choice] = float(values[at])
+                at += 1
     return results

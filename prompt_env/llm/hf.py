@@ -41,10 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from prompt_env.errors import LLMError, PromptTooLongError
+from prompt_env.errors import LLMError, LLMSpecError, PromptTooLongError
 from prompt_env.llm.base import (
     LLM,
     PromptInput,
+    ScoreRequest,
     cut_at_stop,
     validate_choices,
     validate_prompts,
@@ -90,7 +91,8 @@ ENGINES = ("auto", "fused", "transformers")
 
 
 class HFCausalLM(TransformersEngine, LLM):
-    """A causal LM from transformers, scored and generated on CPU (or GPU if given)."""
+    """A causal LM from transformers, scored and generated on the device its weights are on
+    (``device``, default: where the weights are; see :mod:`prompt_env.llm.devices`)."""
 
     def __init__(
         self,
@@ -99,7 +101,7 @@ class HFCausalLM(TransformersEngine, LLM):
         *,
         name: str,
         identity: str,
-        device: str = "cpu",
+        device: str | None = None,
         prefix_reuse: bool = True,
         prefix_cache_tokens: int = PREFIX_CACHE_TOKENS,
         engine: str = "auto",
@@ -111,14 +113,18 @@ class HFCausalLM(TransformersEngine, LLM):
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         reason = unsupported_reason(model)
         if engine == "fused" and reason is not None:
-            raise ValueError(f"engine='fused' cannot run {name}: {reason}; use engine='transformers'")
+            # the fused engine is float32 only: "auto" falls back to the transformers engine
+            # (describe() names the one that runs); asking for "fused" by name is an error
+            raise LLMSpecError(f"engine='fused' cannot run {name}: {reason}; use engine='transformers' "
+                               "(or 'auto', which picks it)")
         self.engine = "fused" if engine == "fused" or (engine == "auto" and reason is None) else "transformers"
         self._fused = FusedLlama(model) if self.engine == "fused" else None
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self._identity = identity
-        self.device = device
+        # where the weights are, unless told: every tensor of a call is made there
+        self.device = device or str(next(model.parameters()).device)
         self.prefix_reuse = prefix_reuse
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self._recent: deque[tuple[int, ...]] = deque(maxlen=RECENT_CONTEXTS)
@@ -151,6 +157,13 @@ class HFCausalLM(TransformersEngine, LLM):
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
+    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of every text in one tokenizer call (the same ids; a fast tokenizer
+        encodes the batch in Rust instead of paying Python overhead per text)."""
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False).input_ids]
+
     def count_tokens(self, prompt: PromptInput) -> int:
         return len(self.encode(self.prompt_text(prompt)))
 
@@ -164,23 +177,22 @@ class HFCausalLM(TransformersEngine, LLM):
             raise LLMError(f"prompt {index} is empty after tokenization; give it some text")
 
     # ------------------------------------------------------------------ scoring
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        return self.score_many([(prompts, choices)])[0]
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
+        return self._score_many([(prompts, choices)])[0]
 
-    def score_many(self, requests: Sequence[tuple[Sequence[PromptInput], Sequence[str]]]) -> list[np.ndarray]:
+    def _score_many(self, requests: list[ScoreRequest]) -> list[np.ndarray]:
         """Several score requests (prompts with their own choices); the fused engine runs
         them all in shared forward passes, the transformers engine one request at a time."""
-        checked = [(validate_prompts(p), validate_choices(c)) for p, c in requests]
-        results = [np.zeros((len(p), len(c)), dtype=np.float64) for p, c in checked]
-        todo = [r for r, (prompts, _) in enumerate(checked) if prompts]
-        contexts = [[self.encode(self.prompt_text(p)) for p in checked[r][0]] for r in todo]
-        choice_ids = [[self.encode(c) for c in checked[r][1]] for r in todo]
+        # every prompt and every choice of every request in two tokenizer calls
+        flat_contexts = self.encode_many([self.prompt_text(p) for prompts, _ in requests for p in prompts])
+        flat_choices = self.encode_many([c for _, choices in requests for c in choices])
+        next_context, next_choice = iter(flat_contexts), iter(flat_choices)
+        contexts = [[next(next_context) for _ in prompts] for prompts, _ in requests]
+        choice_ids = [[next(next_choice) for _ in choices] for _, choices in requests]
         for request_contexts, choices in zip(contexts, choice_ids):
             longest = max(len(c) for c in choices)
             for i, ctx in enumerate(request_contexts):
                 self._check_length(i, len(ctx), longest)
-        if not todo:
-            return results
         import torch
 
         set_threads()
@@ -191,11 +203,7 @@ class HFCausalLM(TransformersEngine, LLM):
                 scored = [self._score_shared_prefix(c, ids) for c, ids in zip(contexts, choice_ids)]
             else:
                 scored = [self._score_rows(c, ids, prefix=[]) for c, ids in zip(contexts, choice_ids)]
-        for r, values in zip(todo, scored):
-            results[r] = values
-            self.stats.calls += len(values)
-            self.stats.model_calls += len(values)
-        return results
+        return scored
 
     def score_naive(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
         """Reference path: one forward pass per (prompt, choice) on the full token sequence."""
@@ -214,8 +222,9 @@ class HFCausalLM(TransformersEngine, LLM):
                     ids = torch.tensor([ctx + cont], device=self.device)
                     logits = self.model(input_ids=ids).logits[0].float()
                     logp = torch.log_softmax(logits, dim=-1)
-                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
-                    out[i, j] = float(logp[positions, torch.tensor(cont)].double().sum())
+                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=logp.device)
+                    picked = logp[positions, torch.tensor(cont, device=logp.device)]
+                    out[i, j] = float(picked.double().sum().cpu())
                     self.stats.batches += 1
                     self.stats.prompt_tokens += len(ctx) + len(cont)
         self.stats.calls += len(prompts)
@@ -305,20 +314,10 @@ class HFCausalLM(TransformersEngine, LLM):
         return best
 
     # --------------------------------------------------------------- generation
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         import torch
 
-        prompts = validate_prompts(prompts)
-        if not prompts:
-            return []
-        if max_new_tokens < 1:
-            raise LLMError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        contexts = [self.encode(self.prompt_text(p)) for p in prompts]
+        contexts = self.encode_many([self.prompt_text(p) for p in prompts])
         for i, ctx in enumerate(contexts):
             self._check_length(i, len(ctx), max_new_tokens)
         set_threads()
@@ -334,14 +333,14 @@ class HFCausalLM(TransformersEngine, LLM):
                 chunk = order[start : start + size]
                 start += len(chunk)
                 width = max(len(contexts[i]) for i in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for r, i in enumerate(chunk):  # left padding: generated tokens line up
-                    ids[r, width - len(contexts[i]) :] = torch.tensor(contexts[i])
-                    mask[r, width - len(contexts[i]) :] = 1
+                # left padding, so that generated tokens line up; made on the model's device
+                ids = torch.tensor([[pad] * (width - len(contexts[i])) + contexts[i] for i in chunk],
+                                   dtype=torch.long, device=self.device)
+                mask = torch.tensor([[0] * (width - len(contexts[i])) + [1] * len(contexts[i]) for i in chunk],
+                                    dtype=torch.long, device=self.device)
                 generated = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
+                    input_ids=ids,
+                    attention_mask=mask,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     num_beams=1,
@@ -349,16 +348,14 @@ class HFCausalLM(TransformersEngine, LLM):
                     eos_token_id=list(stop_ids),
                     stop_strings=list(stop) if stop else None,
                     tokenizer=self.tokenizer if stop else None,
-                )[:, width:]
+                )[:, width:].cpu().tolist()  # one read-back per batch
                 self.stats.batches += 1
-                self.stats.prompt_tokens += int(mask.sum())
+                self.stats.prompt_tokens += sum(len(contexts[i]) for i in chunk)
                 for r, i in enumerate(chunk):
-                    tokens = [t for t in generated[r].tolist() if t not in stop_ids and t != pad]
+                    tokens = [t for t in generated[r] if t not in stop_ids and t != pad]
                     self.stats.generated_tokens += len(tokens)
                     text = self.tokenizer.decode(tokens, skip_special_tokens=True)
                     outputs[i] = cut_at_stop(text, stop)
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         return outputs
 
     # --------------------------------------------------------------- embedding
@@ -370,14 +367,14 @@ class HFCausalLM(TransformersEngine, LLM):
             return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
         encoded = [self.encode(t)[: min(self.max_length, 512)] or [self.tokenizer.eos_token_id] for t in texts]
         width = max(len(e) for e in encoded)
-        ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, e in enumerate(encoded):
-            ids[r, : len(e)] = torch.tensor(e)
-            mask[r, : len(e)] = 1
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], dtype=torch.long,
+                           device=self.device)
+        mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded], dtype=torch.long,
+                            device=self.device)
         set_threads()
         with torch.inference_mode():
             out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             hidden = out.hidden_states[-1].float()
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        return pooled.numpy().astype(np.float32)
+        return pooled.cpu().numpy().astype(np.float32)

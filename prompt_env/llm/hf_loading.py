@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from prompt_env.errors import LLMError, LLMSpecError
 from prompt_env.llm.default_model import DEFAULT_NAME, default_model_dir
+from prompt_env.llm.devices import dtype_identity, resolve_device, torch_dtype_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,8 +68,9 @@ def load_hf(model_id: str, *, device: str = "cpu", dtype: str = "float32", **opt
 
     Args:
         model_id: a local model directory or a hub id.
-        device: torch device to run on (``"cpu"``, ``"cuda"``, ...).
-        dtype: torch dtype name of the weights (``"float32"``, ``"bfloat16"``, ...).
+        device: torch device to run on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; ``"auto"``:
+            CUDA when available, else the CPU).
+        dtype: dtype of the weights: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
         options: backend options: ``prefix_reuse``, ``prefix_cache_tokens`` and ``engine``
             (``"auto"``, ``"fused"``, ``"transformers"``) for causal models, ``max_length`` for
             encoder-decoder models.
@@ -77,13 +79,8 @@ def load_hf(model_id: str, *, device: str = "cpu", dtype: str = "float32", **opt
         LLMSpecError: an unknown dtype or an option the model's backend does not take.
         LLMError: the model, its tokenizer or its weights could not be loaded.
     """
-    import torch
-
-    torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else None
-    if not isinstance(torch_dtype, torch.dtype):
-        raise LLMSpecError(
-            f"dtype {dtype!r} is not a torch dtype; use 'float32', 'bfloat16' or 'float16'"
-        )
+    torch_dtype = torch_dtype_of(dtype)
+    device = resolve_device(device)
     try:
         from transformers import (
             AutoConfig,
@@ -118,25 +115,31 @@ def load_hf(model_id: str, *, device: str = "cpu", dtype: str = "float32", **opt
             backend = HFCausalLM
     except Exception as error:  # OSError, ValueError, ImportError, size mismatches, ...
         raise _load_error(model_id, error) from error
-    return backend(model, tokenizer, name=model_id, identity=hf_identity(model_id),
+    return backend(model, tokenizer, name=model_id, identity=hf_identity(model_id) + dtype_identity(dtype),
                    device=device, **options)
 
 
-def load_default(*, device: str = "cpu", **options: Any) -> HFCausalLM:
-    """The embedded SmolLM2-135M-Instruct (converted once, then loaded in about a second)."""
-    import torch
+def load_default(*, device: str = "cpu", dtype: str = "float32", **options: Any) -> HFCausalLM:
+    """The embedded SmolLM2-135M-Instruct (converted once, then loaded in about a second), on
+    ``device`` in ``dtype`` (see :func:`load_hf`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from prompt_env.llm.hf import HFCausalLM
 
+    torch_dtype = torch_dtype_of(dtype)
+    device = resolve_device(device)
+    unknown = sorted(set(options) - CAUSAL_OPTIONS)
+    if unknown:
+        raise LLMSpecError(f"the default model does not take the option(s) {unknown} (it takes "
+                           f"{sorted(CAUSAL_OPTIONS)}, besides device and dtype)")
     directory, identity = default_model_dir()
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32).to(device)
+        model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype).to(device)
     finally:
         hf_logging.set_verbosity(previous)
-    return HFCausalLM(model, tokenizer, name=DEFAULT_NAME, identity=identity, device=device,
-                      **options)
+    return HFCausalLM(model, tokenizer, name=DEFAULT_NAME, identity=identity + dtype_identity(dtype),
+                      device=device, **options)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from prompt_env.errors import LLMError, LLMSpecError
-from prompt_env.llm.base import LLM, PromptInput, cut_at_stop, validate_choices, validate_prompts
+from prompt_env.llm.base import LLM, PromptInput, cut_at_stop
 from prompt_env.llm.http_client import RETRYABLE_STATUS, RetryingJSONClient, ServerRequestError
 from prompt_env.llm.openai_parsing import (
     chat_text,
@@ -198,27 +198,19 @@ class OpenAICompatLLM(RetryingJSONClient, LLM):
             executor = self._executor
         return list(executor.map(fn, items))
 
-    def _count(self, prompts: int = 0, prompt_tokens: int = 0, generated_tokens: int = 0) -> None:
+    def _count(self, prompts: int) -> None:
+        with self._lock:  # worker threads count tokens meanwhile (_count_tokens)
+            super()._count(prompts)
+
+    def _count_tokens(self, prompt_tokens: int = 0, generated_tokens: int = 0) -> None:
         with self._lock:
-            self.stats.calls += prompts
-            self.stats.model_calls += prompts
             self.stats.prompt_tokens += prompt_tokens
             self.stats.generated_tokens += generated_tokens
 
     # ------------------------------------------------------------------ generation
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
-        prompts = validate_prompts(prompts)
-        if max_new_tokens < 1:
-            raise LLMError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         stop_list = [s for s in (stop or []) if s]
-        outputs = self._map(lambda p: self._generate_one(p, max_new_tokens, stop_list), prompts)
-        self._count(prompts=len(prompts))
-        return outputs
+        return self._map(lambda p: self._generate_one(p, max_new_tokens, stop_list), prompts)
 
     def _generate_one(self, prompt: PromptInput, max_new_tokens: int, stop: list[str]) -> str:
         body: dict[str, Any] = {
@@ -235,27 +227,19 @@ class OpenAICompatLLM(RetryingJSONClient, LLM):
         else:
             body["messages"] = prompt
             text, usage = self._post("/v1/chat/completions", body, chat_text)
-        self._count(prompt_tokens=usage[0], generated_tokens=usage[1])
+        self._count_tokens(prompt_tokens=usage[0], generated_tokens=usage[1])
         return cut_at_stop(text, stop)
 
     # ------------------------------------------------------------------ scoring
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        prompts = validate_prompts(prompts)
-        choices = validate_choices(choices)
-        if not prompts:
-            return np.zeros((0, len(choices)), dtype=np.float64)
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
         method = self.resolve_score_method()
         if method == "generate-match":
-            texts = self.generate(prompts, GENERATE_MATCH_TOKENS, stop=["\n"])
-            with self._lock:  # generate() counted these prompts already
-                self.stats.calls -= len(prompts)
-                self.stats.model_calls -= len(prompts)
+            texts = self._generate(prompts, GENERATE_MATCH_TOKENS, ["\n"])  # counted by score()
             rows = [[0.0 if t.strip() == c.strip() else MISMATCH_LOGPROB for c in choices] for t in texts]
         else:
             choice_ids = [self._choice_tokens(c) for c in choices]
             one = self._score_echo if method == "echo" else self._score_logit_bias
             rows = self._map(lambda p: one(self.prompt_tokens(p), choice_ids), prompts)
-        self._count(prompts=len(prompts))
         return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(choices))
 
     def _score_echo(self, context: list[int], choice_ids: list[list[int]]) -> list[float]:
@@ -273,7 +257,7 @@ class OpenAICompatLLM(RetryingJSONClient, LLM):
             if any(v is None for v in part):
                 raise LLMError(f"OpenAI-compatible server {self.base_url}: echo log-probs missing for a choice")
             row.append(float(sum(part)))
-            self._count(prompt_tokens=used)
+            self._count_tokens(prompt_tokens=used)
         return row
 
     def _score_logit_bias(self, context: list[int], choice_ids: list[list[int]]) -> list[float]:
@@ -304,7 +288,7 @@ class OpenAICompatLLM(RetryingJSONClient, LLM):
                 f"OpenAI-compatible server {self.base_url} ignored logit_bias (asked for token "
                 f"{token}, got {got}); use score_method='generate-match'"
             )
-        self._count(prompt_tokens=len(prompt_ids))
+        self._count_tokens(prompt_tokens=len(prompt_ids))
         values = dict(top) if use_top else {}
         values[token] = logprob
         return values

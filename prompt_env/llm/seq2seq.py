@@ -75,7 +75,7 @@ class HFSeq2SeqLM(LLM):
         tokenizer: its tokenizer.
         name: the name used in reports and errors.
         identity: a string that changes whenever the weights could (see ``hf_identity``).
-        device: torch device the model is on.
+        device: torch device the model is on (default: where its weights are).
         max_length: the most tokens the encoder reads (default: :func:`encoder_max_length`).
     """
 
@@ -86,7 +86,7 @@ class HFSeq2SeqLM(LLM):
         *,
         name: str,
         identity: str,
-        device: str = "cpu",
+        device: str | None = None,
         max_length: int | None = None,
     ) -> None:
         super().__init__()
@@ -94,7 +94,8 @@ class HFSeq2SeqLM(LLM):
         self.tokenizer = tokenizer
         self.name = name
         self._identity = identity
-        self.device = device
+        # where the weights are, unless told: every tensor of a call is made there
+        self.device = device or str(next(model.parameters()).device)
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise LLMError(f"max_length must be a positive integer, got {max_length!r}")
         self.max_length = max_length or encoder_max_length(model, tokenizer)
@@ -175,12 +176,10 @@ class HFSeq2SeqLM(LLM):
         import torch
 
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, tokens in enumerate(rows):
-            ids[r, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-            mask[r, : len(tokens)] = 1
-        return ids.to(self.device), mask.to(self.device)
+        ids = [list(tokens) + [self.pad_id] * (width - len(tokens)) for tokens in rows]
+        mask = [[1] * len(tokens) + [0] * (width - len(tokens)) for tokens in rows]
+        return (torch.tensor(ids, dtype=torch.long, device=self.device),
+                torch.tensor(mask, dtype=torch.long, device=self.device))
 
     def _encoder(self, ids: Any, mask: Any) -> Any:
         """Last hidden states of the encoder over padded ``ids``."""
@@ -218,11 +217,7 @@ class HFSeq2SeqLM(LLM):
         return chunks
 
     # ------------------------------------------------------------------ scoring
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
-        prompts = validate_prompts(prompts)
-        choices = validate_choices(choices)
-        if not prompts:
-            return np.zeros((0, len(choices)), dtype=np.float64)
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
         choice_ids = [self.encode(c) for c in choices]
         for j, ids in enumerate(choice_ids):
             if not ids:
@@ -244,8 +239,6 @@ class HFSeq2SeqLM(LLM):
         with torch.inference_mode():
             for chunk in self._chunks(order, cost):
                 result[chunk] = self._score_chunk([contexts[i] for i in chunk], choice_ids, single)
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         return result
 
     def _score_chunk(self, contexts: list[list[int]], choice_ids: list[list[int]],
@@ -258,12 +251,11 @@ class HFSeq2SeqLM(LLM):
         n, k = len(contexts), len(choice_ids)
         if single:
             dec_rows = [[self.start_id]] * n
-            row_of = torch.arange(n)
+            row_of = torch.arange(n, device=hidden.device)
         else:
             dec_rows = [[self.start_id, *c[:-1]] for _ in range(n) for c in choice_ids]
-            row_of = torch.arange(n).repeat_interleave(k)
+            row_of = torch.arange(n, device=hidden.device).repeat_interleave(k)
         dec_ids, dec_mask = self._padded(dec_rows)
-        row_of = row_of.to(hidden.device)
         logits, _ = self._decoder_logits(hidden[row_of], enc_mask[row_of], dec_ids, dec_mask)
         logp = torch.log_softmax(logits, dim=-1)
         self.stats.batches += 1
@@ -273,11 +265,12 @@ class HFSeq2SeqLM(LLM):
             first = torch.tensor([c[0] for c in choice_ids], device=logp.device)
             out[:] = logp[:, 0, first].double().cpu().numpy()
             return out
+        picked = []  # read back once for the whole chunk
         for r in range(n * k):
-            i, j = divmod(r, k)
-            cont = torch.tensor(choice_ids[j], device=logp.device)
+            cont = torch.tensor(choice_ids[r % k], device=logp.device)
             positions = torch.arange(len(cont), device=logp.device)
-            out[i, j] = float(logp[r, positions, cont].double().sum())
+            picked.append(logp[r, positions, cont].double().sum())
+        out[:] = torch.stack(picked).cpu().numpy().reshape(n, k)
         return out
 
     def score_naive(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
@@ -299,8 +292,9 @@ class HFSeq2SeqLM(LLM):
                                                        device=self.device),
                     ).logits[0].float()
                     logp = torch.log_softmax(logits, dim=-1)
-                    picked = logp[torch.arange(len(cont)), torch.tensor(cont)]
-                    out[i, j] = float(picked.double().sum())
+                    picked = logp[torch.arange(len(cont), device=logp.device),
+                                  torch.tensor(cont, device=logp.device)]
+                    out[i, j] = float(picked.double().sum().cpu())
                     self.stats.batches += 1
                     self.stats.prompt_tokens += len(ctx) + len(cont)
         self.stats.calls += len(prompts)
@@ -308,17 +302,7 @@ class HFSeq2SeqLM(LLM):
         return out
 
     # --------------------------------------------------------------- generation
-    def generate(
-        self,
-        prompts: Sequence[PromptInput],
-        max_new_tokens: int = 32,
-        stop: Sequence[str] | None = None,
-    ) -> list[str]:
-        prompts = validate_prompts(prompts)
-        if not prompts:
-            return []
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise LLMError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         contexts = self._encode_checked(prompts, max_new_tokens)
         stops = [s for s in (stop or []) if s]
         import torch
@@ -335,8 +319,6 @@ class HFSeq2SeqLM(LLM):
                 texts = self._generate_chunk([contexts[i] for i in chunk], max_new_tokens, stops)
                 for i, text in zip(chunk, texts, strict=True):
                     outputs[i] = text
-        self.stats.calls += len(prompts)
-        self.stats.model_calls += len(prompts)
         return outputs
 
     def _generate_chunk(self, contexts: list[list[int]], max_new_tokens: int,

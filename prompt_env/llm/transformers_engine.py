@@ -59,7 +59,7 @@ class TransformersEngine:
         if p and prefix_layers is None:
             prefix_layers = self._prefix_layers(prefix)
         single = all(len(c) == 1 for c in choice_ids)
-        first_tokens = torch.tensor([c[0] for c in choice_ids])
+        first_tokens = torch.tensor([c[0] for c in choice_ids], device=self.device)
         # rows: (context index, choice index or -1 for "all single-token choices", token ids after the prefix)
         rows: list[tuple[int, int, list[int]]] = []
         for i, ctx in enumerate(contexts):
@@ -97,12 +97,11 @@ class TransformersEngine:
 
         pad = self.tokenizer.pad_token_id
         n = len(chunk)
-        ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, p + width), dtype=torch.long)
-        mask[:, :p] = 1
-        for r, (_, _, tokens) in enumerate(chunk):
-            ids[r, : len(tokens)] = torch.tensor(tokens)
-            mask[r, p : p + len(tokens)] = 1
+        # built as Python lists and created once on the model's device (no per-row copies)
+        ids = torch.tensor([tokens + [pad] * (width - len(tokens)) for _, _, tokens in chunk],
+                           dtype=torch.long, device=self.device)
+        mask = torch.tensor([[1] * (p + len(tokens)) + [0] * (width - len(tokens)) for _, _, tokens in chunk],
+                            dtype=torch.long, device=self.device)
         cache = None
         if prefix_layers is not None:
             cache = self._new_cache(
@@ -118,21 +117,31 @@ class TransformersEngine:
             needed.append(list(range(n_ctx - 1, n_ctx - 1 + length)))
         keep = sorted({pos for positions in needed for pos in positions})
         column = {pos: c for c, pos in enumerate(keep)}
-        out = self._forward(ids.to(self.device), mask.to(self.device), cache=cache,
-                            logits_to_keep=torch.tensor(keep))
+        out = self._forward(ids, mask, cache=cache,
+                            logits_to_keep=torch.tensor(keep, device=self.device))
         logits = out.logits
         if logits.shape[1] != len(keep):  # a model that ignores logits_to_keep
             logits = logits[:, keep]
         self.stats.batches += 1
-        self.stats.prompt_tokens += int(mask[:, p:].sum())
-        for r, (i, j, _) in enumerate(chunk):
+        self.stats.prompt_tokens += sum(len(tokens) for _, _, tokens in chunk)
+        picked = []  # float64 values on the device, read back once for the whole pass
+        for r, (_, j, _) in enumerate(chunk):
             cols = [column[pos] for pos in needed[r]]
             logp = torch.log_softmax(logits[r, cols].float(), dim=-1)
             if j == -1:  # all choices single-token: read them from the last context position
-                result[i] = logp[0, first_tokens].double().numpy()
+                picked.append(logp[0, first_tokens].double())
             else:
-                cont = torch.tensor(choice_ids[j])
-                result[i, j] = float(logp[torch.arange(len(cont)), cont].double().sum())
+                cont = torch.tensor(choice_ids[j], device=logp.device)
+                picked.append(logp[torch.arange(len(cont), device=logp.device), cont].double().sum()[None])
+        values = torch.cat(picked).cpu().numpy()
+        at = 0
+        for i, j, _ in chunk:
+            if j == -1:
+                result[i] = values[at: at + len(choice_ids)]
+                at += len(choice_ids)
+            else:
+                result[i, j] = float(values[at])
+                at += 1
 
     def _new_cache(self, layers: list[tuple[Any, Any]] | None = None) -> Any:
         from transformers import DynamicCache

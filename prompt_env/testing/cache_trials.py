@@ -25,7 +25,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,13 +69,11 @@ while True:
 class ModelMustNotRun(FakeLLM):
     """A fake LLM with the same identity that fails if the cache does not answer."""
 
-    def score(self, prompts: Sequence[PromptInput], choices: Sequence[str]) -> np.ndarray:
+    def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
         """Fail: every prompt should have been answered from the cache."""
         raise AssertionError(f"cache miss for {len(prompts)} prompts that should be stored")
 
-    def generate(
-        self, prompts: Sequence[PromptInput], max_new_tokens: int = 32, stop: Sequence[str] | None = None
-    ) -> list[str]:
+    def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         """Fail: every prompt should have been answered from the cache."""
         raise AssertionError(f"cache miss for {len(prompts)} prompts that should be stored")
 
