@@ -375,3 +375,18 @@ def test_real_model_reflects_and_the_env_replays_from_the_cache(default_backend,
     assert again == trace  # same instructions, same rewards
     assert second["proposer"]["cache_hits"] == second["proposer"]["calls"] == len(trace)
     assert second["usage"]["model_calls"] == 0
+
+
+def test_the_stop_reason_says_why_a_writing_method_ended() -> None:
+    from types import SimpleNamespace
+
+    from agents.experiments.proposer_policies import MAX_IDLE_PROPOSALS, Writer
+
+    def writer(exhausted: bool, affordable: bool, idle: int) -> Writer:
+        edit = SimpleNamespace(budget_allows=lambda cost: affordable, new_prompt_cost=lambda: 8)
+        return Writer(SimpleNamespace(exhausted=exhausted, edit=edit), np.random.default_rng(0), idle=idle)
+
+    assert writer(False, True, MAX_IDLE_PROPOSALS).stop_reason().startswith("the proposer wrote nothing new")
+    assert writer(True, True, 0).stop_reason() == "the budget was spent"
+    assert writer(False, False, 0).stop_reason() == "the budget was spent"
+    assert writer(False, True, 0).stop_reason() == "a round of proposals gave no new candidate"

@@ -82,7 +82,9 @@ class Writer:
         """Why the method ended: the budget, or a proposer that stopped writing anything new."""
         if self.idle >= MAX_IDLE_PROPOSALS:
             return f"the proposer wrote nothing new {self.idle} times in a row"
-        return "the budget was spent"
+        if self.scorer.exhausted or not self.edit.budget_allows(self.edit.new_prompt_cost()):
+            return "the budget was spent"
+        return "a round of proposals gave no new candidate"
 
     def best_written(self) -> Config | None:
         scored = [(self.scorer.known(c), i) for i, c in enumerate(self.written)]
