@@ -24,12 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from agents.experiments.files import read_json, save_text  # noqa: E402
+from agents.experiments.files import read_json, read_jsonl, save_text  # noqa: E402
 from agents.experiments.optimize import optimize  # noqa: E402
 from agents.experiments.report import ResultTable  # noqa: E402
 
 SEEDS = (13, 21, 42, 87, 100)
 TEST_LIMITS = {"sst2": 500, "agnews": 200}
+EDIT_SEARCH_ROWS = ROOT / "benchmarks" / "results" / "edit_search" / "results.jsonl"
+"""The harness's edit-search rows (same splits, seeds and test inputs; no tie-break)."""
 """The edit-search benchmark's fixed test subsets (the first N test inputs)."""
 
 
@@ -72,6 +74,26 @@ def summary(out: Path, budget: str) -> str:
     for task, values in gains.items():
         spread = statistics.stdev(values) if len(values) > 1 else float("nan")
         means.rows.append([task, str(len(values)), f"{statistics.mean(values):+.1f}", f"{spread:.1f}"])
+    harness = {(r["task"], r["seed"]): r for r in read_jsonl(EDIT_SEARCH_ROWS)
+               if r["policy"] == "edit-tabular-q"} if EDIT_SEARCH_ROWS.exists() else {}
+    versus = ResultTable(["task", "seeds", "optimize: edit-tabular-q + tie-break (%)",
+                          "harness: edit-tabular-q, no tie-break (%)", "harness budget (calls)",
+                          "paired difference (points)"], ["left"] + ["right"] * 5)
+    for task in sorted(gains):
+        pairs = []
+        for results in sorted(out.glob(f"{task}-seed*/results.json")):
+            seed = int(results.parent.name.split("-seed")[1])
+            shipped = [r for r in read_json(results) if r["policy"] == "edit-tabular-q"]
+            if shipped and (task, seed) in harness:
+                pairs.append((shipped[0]["test_score"], harness[(task, seed)]["test_score"],
+                              harness[(task, seed)]["budget"]))
+        if pairs:
+            ours, theirs, budgets = zip(*pairs)
+            diffs = [100 * (a - b) for a, b in zip(ours, theirs)]
+            versus.rows.append([task, str(len(pairs)), f"{100 * statistics.mean(ours):.1f}",
+                                f"{100 * statistics.mean(theirs):.1f}", str(budgets[0]),
+                                f"{statistics.mean(diffs):+.1f} ± "
+                                f"{statistics.stdev(diffs) if len(diffs) > 1 else float('nan'):.1f}"])
     return "\n".join([
         "# `prompt-env optimize` on the 16-shot splits",
         "",
@@ -91,6 +113,12 @@ def summary(out: Path, budget: str) -> str:
         means.to_markdown(),
         "",
         table.to_markdown(),
+        "",
+        "The same method through the harness (`benchmarks/configs/edit_search.toml`: the same "
+        "search space, splits, seeds and test inputs, a larger search budget and no tie-break), "
+        "seed by seed:",
+        "",
+        versus.to_markdown(),
         "",
         "`LLM calls` of the winner: its search (pool scores of the reference excluded, the "
         "tie-break included) plus its test evaluation, requested whether the cache answered or "
