@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from test_openai_compat import ScriptedServer, completion, fast_client, vllm_like
-from test_seq2seq import build_tiny_t5
+from test_seq2seq import t5_dir  # noqa: F401 - the tiny T5 fixture, shared
 
 from prompt_env.errors import LLMError
 from prompt_env.llm import CachedLLM, load_llm
@@ -50,13 +50,6 @@ def answer(path: str, body: dict[str, Any]) -> tuple[int, Any]:
     if path == "/v1/completions" and isinstance(body.get("prompt"), str):
         return 200, completion(" fine")
     return vllm_like(path, body)
-
-
-@pytest.fixture(scope="module")
-def t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-t5")
-    build_tiny_t5(directory)
-    return directory
 
 
 @pytest.fixture()
