@@ -292,3 +292,38 @@ def test_encode_many_gives_the_ids_encode_gives(default_backend):
              default_backend.prompt_text([{"role": "user", "content": "Sentiment of: dull ."}])]
     assert default_backend.encode_many(texts) == [default_backend.encode(t) for t in texts]
     assert default_backend.encode_many([]) == []
+
+
+def test_opening_a_fresh_cache_retries_a_locked_wal_switch(tmp_path, monkeypatch):
+    """Two processes opening one new file race for WAL; SQLite answers the loser
+    "database is locked" without waiting, so the open must retry, not fail."""
+    real_connect = sqlite3.connect
+    refusals = []
+
+    class Contended:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, *args):
+            if sql == "PRAGMA journal_mode = WAL" and len(refusals) < 2:
+                refusals.append(sql)
+                raise sqlite3.OperationalError("database is locked")
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: Contended(real_connect(*a, **k)))
+    cache = ResponseCache(tmp_path / "fresh.sqlite")
+    assert len(refusals) == 2
+    cache.put_many([("k", "m", "score", "1")])
+    assert cache.get_many(["k"]) == {"k": "1"}
+
+
+def test_a_cache_locked_past_its_timeout_names_the_file(tmp_path, monkeypatch):
+    def always_locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(sqlite3, "connect", always_locked)
+    with pytest.raises(CacheError, match="stuck.sqlite.*database is locked"):
+        ResponseCache(tmp_path / "stuck.sqlite", timeout_s=0.2)

@@ -61,19 +61,41 @@ class ResponseCache:
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             except FileExistsError:
                 pass
-        try:
-            conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._ensure_schema(conn)
-        except sqlite3.DatabaseError as error:
-            raise CacheError(
-                f"{self.path} is not a usable prompt-env response cache ({error}); delete it "
-                "or point cache_path / PROMPT_ENV_CACHE at another file"
-            ) from error
+        # Switching a new file to WAL takes an exclusive lock, and SQLite answers
+        # "database is locked" at once (without waiting on busy_timeout) when two
+        # processes open a fresh file together; such an open is retried, not fatal.
+        deadline = time.monotonic() + self.timeout_s
+        delay = 0.01
+        while True:
+            conn = None
+            try:
+                conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                self._ensure_schema(conn)
+                break
+            except sqlite3.OperationalError as error:
+                if conn is not None:
+                    conn.close()
+                if _is_contention(error) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise self._unusable(error) from error
+            except sqlite3.DatabaseError as error:
+                if conn is not None:
+                    conn.close()
+                raise self._unusable(error) from error
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    def _unusable(self, error: Exception) -> CacheError:
+        return CacheError(
+            f"{self.path} is not a usable prompt-env response cache ({error}); delete it "
+            "or point cache_path / PROMPT_ENV_CACHE at another file"
+        )
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -150,6 +172,11 @@ class ResponseCache:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], timeout_s=state["timeout_s"])  # type: ignore[misc]
+
+
+def _is_contention(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
 
 
 class _transaction:
