@@ -30,9 +30,9 @@ from agents.experiments.report import ResultTable  # noqa: E402
 
 SEEDS = (13, 21, 42, 87, 100)
 TEST_LIMITS = {"sst2": 500, "agnews": 200}
+"""The edit-search benchmark's fixed test subsets (the first N test inputs)."""
 EDIT_SEARCH_ROWS = ROOT / "benchmarks" / "results" / "edit_search" / "results.jsonl"
 """The harness's edit-search rows (same splits, seeds and test inputs; no tie-break)."""
-"""The edit-search benchmark's fixed test subsets (the first N test inputs)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,21 +50,50 @@ def run_dir(out: Path, task: str, seed: int) -> Path:
     return out / f"{task}-seed{seed}"
 
 
+def runs(out: Path) -> list[tuple[str, int, dict[str, dict[str, Any]], str]]:
+    """(task, seed, rows by policy, the shipped method) of every finished run under ``out``."""
+    found = []
+    for results in out.glob("*-seed*/results.json"):
+        task, seed = results.parent.name.split("-seed")
+        rows = {r["policy"]: r for r in read_json(results)}
+        method = [p for p in rows if p not in ("manual", "best-fixed-on-dev")] or ["best-fixed-on-dev"]
+        found.append((task, int(seed), rows, method[0]))
+    return sorted(found, key=lambda run: (run[0], run[1]))
+
+
+def other_budgets(out: Path) -> ResultTable:
+    """The runs of other budgets kept in subfolders of ``out`` (``budget-<N>/``), seed by seed
+    against this folder's runs: the shipped prompt's test score and the calls it cost."""
+    table = ResultTable(["runs", "task", "seeds", "winner (%)", "here (%)", "same prompt shipped",
+                         "LLM calls (there / here)"], ["left", "left"] + ["right"] * 5)
+    here = {(task, seed): (rows[method], method) for task, seed, rows, method in runs(out)}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and (p / "README.md").exists()):
+        by_task: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for task, seed, rows, method in runs(folder):
+            if (task, seed) in here:
+                by_task.setdefault(task, []).append((rows[method], here[(task, seed)][0]))
+        for task, pairs in sorted(by_task.items()):
+            same = sum(a.get("final_prompt") == b.get("final_prompt") for a, b in pairs)
+            table.rows.append([f"[{folder.name}]({folder.name}/README.md)", task, str(len(pairs)),
+                               f"{100 * statistics.mean(a['test_score'] for a, _ in pairs):.1f}",
+                               f"{100 * statistics.mean(b['test_score'] for _, b in pairs):.1f}",
+                               f"{same} / {len(pairs)}",
+                               f"{statistics.mean(a['llm_calls'] for a, _ in pairs):.0f} / "
+                               f"{statistics.mean(b['llm_calls'] for _, b in pairs):.0f}"])
+    return table
+
+
 def summary(out: Path, budget: str) -> str:
     """README.md: per seed and per task, the shipped prompt against best-fixed-on-dev."""
     table = ResultTable(["task", "seed", "method", "winner (%)", "best-fixed-on-dev (%)", "manual (%)",
                          "gain over best-fixed", "LLM calls (search + test)", "distinct pairs"],
                         ["left", "right", "left"] + ["right"] * 6)
     gains: dict[str, list[float]] = {}
-    for results in sorted(out.glob("*-seed*/results.json"),
-                          key=lambda p: (p.parent.name.split("-seed")[0], int(p.parent.name.split("-seed")[1]))):
-        rows = {r["policy"]: r for r in read_json(results)}
-        task, seed = results.parent.name.split("-seed")
-        method = [p for p in rows if p not in ("manual", "best-fixed-on-dev")] or ["best-fixed-on-dev"]
-        winner = rows[method[0]]
+    for task, seed, rows, method in runs(out):
+        winner = rows[method]
         gain = 100 * (winner["test_score"] - rows["best-fixed-on-dev"]["test_score"])
         gains.setdefault(task, []).append(gain)
-        table.rows.append([f"[{task}]({results.parent.name}/report.md)", seed, method[0],
+        table.rows.append([f"[{task}]({run_dir(Path(), task, seed)}/report.md)", str(seed), method,
                            f"{100 * winner['test_score']:.1f}",
                            f"{100 * rows['best-fixed-on-dev']['test_score']:.1f}",
                            f"{100 * rows['manual']['test_score']:.1f}", f"{gain:+.1f}",
@@ -80,13 +109,10 @@ def summary(out: Path, budget: str) -> str:
                           "harness: edit-tabular-q, no tie-break (%)", "harness budget (calls)",
                           "paired difference (points)"], ["left"] + ["right"] * 5)
     for task in sorted(gains):
-        pairs = []
-        for results in sorted(out.glob(f"{task}-seed*/results.json")):
-            seed = int(results.parent.name.split("-seed")[1])
-            shipped = [r for r in read_json(results) if r["policy"] == "edit-tabular-q"]
-            if shipped and (task, seed) in harness:
-                pairs.append((shipped[0]["test_score"], harness[(task, seed)]["test_score"],
-                              harness[(task, seed)]["budget"]))
+        pairs = [(rows["edit-tabular-q"]["test_score"], harness[(task, seed)]["test_score"],
+                  harness[(task, seed)]["budget"])
+                 for t, seed, rows, _ in runs(out) if t == task and "edit-tabular-q" in rows
+                 and (task, seed) in harness]
         if pairs:
             ours, theirs, budgets = zip(*pairs)
             diffs = [100 * (a - b) for a, b in zip(ours, theirs)]
@@ -94,6 +120,7 @@ def summary(out: Path, budget: str) -> str:
                                 f"{100 * statistics.mean(theirs):.1f}", str(budgets[0]),
                                 f"{statistics.mean(diffs):+.1f} ± "
                                 f"{statistics.stdev(diffs) if len(diffs) > 1 else float('nan'):.1f}"])
+    others = other_budgets(out)
     return "\n".join([
         "# `prompt-env optimize` on the 16-shot splits",
         "",
@@ -115,7 +142,7 @@ def summary(out: Path, budget: str) -> str:
         table.to_markdown(),
         "",
         "The same method through the harness (`benchmarks/configs/edit_search.toml`: the same "
-        "search space, splits, seeds and test inputs, a larger search budget and no tie-break), "
+        "search space, splits, seeds and test inputs, the budget in the table, no tie-break), "
         "seed by seed:",
         "",
         versus.to_markdown(),
@@ -124,7 +151,12 @@ def summary(out: Path, budget: str) -> str:
         "tie-break included) plus its test evaluation, requested whether the cache answered or "
         "not; each run's `report.md` has the whole account and what the model answered.",
         "",
-    ])
+    ] + ([] if not others.rows else [
+        "The same runs at other budgets (`--budget N --out <this folder>/budget-N`), against these:",
+        "",
+        others.to_markdown(),
+        "",
+    ]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
                 if (target / "results.json").exists():
                     print(f"{task} seed {seed}: done ({target})")
                     continue
-                result = optimize(task, budget=budget, seed=seed, out=target,
+                # the report's reproduce line names the folder as a user in the checkout would
+                shown = Path(os.path.relpath(target)) if target.resolve().is_relative_to(Path.cwd()) else target
+                result = optimize(task, budget=budget, seed=seed, out=shown,
                                   test_limit=TEST_LIMITS.get(task, 200), progress=False)
                 print(f"{task} seed {seed}: {result.plan.method} "
                       + ", ".join(f"{r['policy']} {r['test_score']:.3f}" for r in result.rows))

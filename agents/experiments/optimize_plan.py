@@ -19,6 +19,9 @@ on held-out inputs), below it best-fixed-on-dev. The threshold is the smallest b
 the rows show tabular Q ahead on every task measured (AG News at 1600 calls = 4.5 pool costs;
 SST-2 at 2000 = 5.7); below it no committed row shows tabular Q ahead, so the cheaper,
 predictable reference is kept. ``benchmarks/budget_rule.py`` sweeps 1-5 pool costs to move it.
+``heavy`` stays at 5: at 6.5 pool costs (the search itself then gets SST-2's 2000 calls after
+the tie-break's reserve) the 5 SST-2 runs ship the same prompts at 30% more calls
+(``benchmarks/results/optimize/budget-2288``).
 """
 
 from __future__ import annotations
