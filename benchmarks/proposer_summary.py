@@ -13,6 +13,7 @@ marked *written* when the proposer wrote them and *pool* when the search kept a 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -101,7 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=Path)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--data-dir", help="task data directory (else $PROMPT_ENV_DATA), to tell "
+                                           "written instructions from the pool's")
     args = parser.parse_args(argv)
+    if args.data_dir:
+        os.environ["PROMPT_ENV_DATA"] = str(Path(args.data_dir).resolve())
     text = summary(read_jsonl(args.rows))
     if args.out:
         save_text(text, args.out)
