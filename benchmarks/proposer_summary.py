@@ -1,7 +1,7 @@
 """Issue #27's questions, answered from the committed proposer rows (no LLM calls).
 
     python benchmarks/proposer_summary.py benchmarks/results/proposer/results.jsonl \\
-        --out benchmarks/results/proposer/summary.md
+        --data-dir ../shared/data --out benchmarks/results/proposer/summary.md
 
 Per task: every policy's mean test score over the seeds present, the task-LM calls, distinct
 pairs and proposer calls it spent, and its paired difference (same seeds) against the best
@@ -13,7 +13,6 @@ marked *written* when the proposer wrote them and *pool* when the search kept a 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -58,12 +57,13 @@ def task_table(rows: list[dict[str, Any]]) -> tuple[ResultTable, str]:
     return table, reference
 
 
-def pool_instructions(task: str) -> set[str]:
+def pool_instructions(task: str, data_dir: str | None = None) -> set[str]:
     """The instructions of the task's hand-written pool (empty when the data is not here)."""
     try:
         from prompt_env.tasks import load_task
 
-        return set(load_task(task).prompt_pool.instructions)
+        options = {"data_dir": data_dir} if data_dir else {}
+        return set(load_task(task, **options).prompt_pool.instructions)
     except Exception:  # noqa: BLE001 - the summary still lists the instructions
         return set()
 
@@ -82,7 +82,7 @@ def instructions(rows: list[dict[str, Any]], pool: set[str]) -> ResultTable:
     return table
 
 
-def summary(rows: list[dict[str, Any]]) -> str:
+def summary(rows: list[dict[str, Any]], data_dir: str | None = None) -> str:
     lines = []
     for task in sorted({r["task"] for r in rows}):
         mine = [r for r in rows if r["task"] == task]
@@ -94,7 +94,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
                    "search of this task, on the seeds both have." if reference else
                    "Δ: no pool-only search row of this task yet."), "",
                   "Instructions the writing policies ended with:", "",
-                  instructions(mine, pool_instructions(task)).to_markdown(), ""]
+                  instructions(mine, pool_instructions(task, data_dir)).to_markdown(), ""]
     return "\n".join(lines)
 
 
@@ -105,9 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", help="task data directory (else $PROMPT_ENV_DATA), to tell "
                                            "written instructions from the pool's")
     args = parser.parse_args(argv)
-    if args.data_dir:
-        os.environ["PROMPT_ENV_DATA"] = str(Path(args.data_dir).resolve())
-    text = summary(read_jsonl(args.rows))
+    text = summary(read_jsonl(args.rows), args.data_dir)
     if args.out:
         save_text(text, args.out)
     print(text)
