@@ -53,6 +53,12 @@ def sample_efficiency():
     return _benchmark_script("sample_efficiency.py", "benchmark_sample_efficiency")
 
 
+@pytest.fixture(scope="session")
+def tie_break_rule():
+    """``benchmarks/tie_break_rule.py`` imported as a module."""
+    return _benchmark_script("tie_break_rule.py", "benchmark_tie_break_rule")
+
+
 def _benchmark_script(filename: str, name: str):
     import importlib.util
     import sys
