@@ -59,6 +59,12 @@ def tie_break_rule():
     return _benchmark_script("tie_break_rule.py", "benchmark_tie_break_rule")
 
 
+@pytest.fixture(scope="session")
+def proposer_summary():
+    """``benchmarks/proposer_summary.py`` imported as a module."""
+    return _benchmark_script("proposer_summary.py", "benchmark_proposer_summary")
+
+
 def _benchmark_script(filename: str, name: str):
     import importlib.util
     import sys
