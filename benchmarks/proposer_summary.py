@@ -71,9 +71,8 @@ def pool_instructions(task: str, data_dir: str | None = None) -> set[str]:
 def instructions(rows: list[dict[str, Any]], pool: set[str]) -> ResultTable:
     table = ResultTable(["policy", "seed", "test score", "kept instruction", "source"],
                         ["left", "right", "right", "left", "left"])
-    order = list(WRITERS)
     for row in sorted((r for r in rows if r["policy"] in WRITERS),
-                      key=lambda r: (order.index(r["policy"]), r["seed"])):
+                      key=lambda r: (WRITERS.index(r["policy"]), r["seed"])):
         text = str((row.get("final_prompt") or {}).get("instruction") or "")
         source = "pool" if text in pool else ("written" if pool else "?")
         shown = text.replace("|", "/").replace("\n", " ")
