@@ -98,11 +98,12 @@ def summary(out: Path, budget: str) -> str:
                            f"{100 * rows['best-fixed-on-dev']['test_score']:.1f}",
                            f"{100 * rows['manual']['test_score']:.1f}", f"{gain:+.1f}",
                            str(winner["llm_calls"]), str(winner["distinct_pairs"])])
-    means = ResultTable(["task", "seeds", "mean gain over best-fixed-on-dev (points)", "std over seeds"],
-                        ["left", "right", "right", "right"])
+    means = ResultTable(["task", "seeds", "mean gain over best-fixed-on-dev (points)", "std over seeds",
+                         "standard error of the mean (derived)"], ["left"] + ["right"] * 4)
     for task, values in gains.items():
         spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-        means.rows.append([task, str(len(values)), f"{statistics.mean(values):+.1f}", f"{spread:.1f}"])
+        means.rows.append([task, str(len(values)), f"{statistics.mean(values):+.1f}", f"{spread:.1f}",
+                           f"{spread / len(values) ** 0.5:.1f}"])
     harness = {(r["task"], r["seed"]): r for r in read_jsonl(EDIT_SEARCH_ROWS)
                if r["policy"] == "edit-tabular-q"} if EDIT_SEARCH_ROWS.exists() else {}
     versus = ResultTable(["task", "seeds", "optimize: edit-tabular-q + tie-break (%)",
