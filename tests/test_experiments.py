@@ -71,6 +71,24 @@ def test_tables_render_for_terminal_and_markdown() -> None:
     assert len(single.rows) == 3 and single.to_rich().row_count == 3
 
 
+def test_an_80_column_terminal_shows_every_policy_name_whole() -> None:
+    """The demo's table in a log or an 80-column terminal: headers wrap, names are not cut."""
+    from agents.experiments.report import ResultTable
+
+    table = ResultTable(["policy", "test score", "LLM calls", "distinct pairs", "cache hit rate",
+                         "proposer calls", "wall s (measured)"], ["left"] + ["right"] * 6)
+    table.rows = [["best-fixed-on-dev", "0.640", "380", "380", "0%", "0", "43.7"],
+                  ["edit-tabular-q-propose", "0.660", "1296", "1161", "63%", "27", "1261.6"],
+                  ["per-query-oracle (upper bound)", "0.960", "550", "550", "0%", "0", "75.0"]]
+    buffer = io.StringIO()
+    Console(file=buffer, force_terminal=False, width=80).print(table.to_rich())
+    text = buffer.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for cell in ("best-fixed-on-dev", "per-query-oracle", "(upper bound)", "1261.6", "(measured)"):
+        assert cell in text
+    assert "edit-tabular-q-p" in text and "ropose" in text  # longer than the room left: folded
+
+
 def test_progress_reporter_prints_plain_lines_in_a_log() -> None:
     buffer = io.StringIO()
     reporter = ProgressReporter(console=Console(file=buffer, force_terminal=False, width=100),
