@@ -327,3 +327,18 @@ def test_a_cache_locked_past_its_timeout_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite3, "connect", always_locked)
     with pytest.raises(CacheError, match="stuck.sqlite.*database is locked"):
         ResponseCache(tmp_path / "stuck.sqlite", timeout_s=0.2)
+
+
+def test_loading_the_default_model_prints_no_bar_and_restores_the_setting(capfd):
+    """The embedded model loads in about a second: no "Loading weights" bar on every run,
+    and the caller's transformers progress-bar setting is left as it was."""
+    from transformers.utils import logging as hf_logging
+
+    from prompt_env.llm.hf_loading import load_default
+
+    for enabled in (True, False):
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+        load_default()
+        assert hf_logging.is_progress_bar_enabled() is enabled
+    hf_logging.enable_progress_bar()
+    assert "Loading weights" not in capfd.readouterr().err

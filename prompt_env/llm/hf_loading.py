@@ -135,11 +135,15 @@ def load_default(*, device: str = "cpu", dtype: str = "float32", **options: Any)
                            f"{sorted(CAUSAL_OPTIONS)}, besides device and dtype)")
     directory, identity = default_model_dir()
     previous = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # a sub-second load: no "Loading weights" bar on every run
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
         model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch_dtype).to(device)
     finally:
         hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
     return HFCausalLM(model, tokenizer, name=DEFAULT_NAME, identity=identity + dtype_identity(dtype),
                       device=device, **options)
