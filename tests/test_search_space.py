@@ -62,7 +62,26 @@ def test_search_space_is_defined_once_and_read_by_the_setting() -> None:
     assert setting.train_reward == "accuracy_margin"
     assert "calibration_choices" not in search_space_options("generation")
     text = describe_search_space(setting.edit_options, setting.train_reward)
-    assert "up to 2 exemplars from every train example" in text and "accuracy_margin" in text
+    assert "up to 2 exemplars from the first 64 train examples" in text and "accuracy_margin" in text
+
+
+def test_exemplar_candidates_are_every_16_shot_example_and_at_most_64(shared_data_dir) -> None:
+    """SST-2's and AG News' 16-shot splits offer every train example, in the order the
+    committed rows searched (recorded as ``n_candidates: None``); a task with thousands of
+    train pairs offers 64, so the Q-learners see hundreds of edit actions, not 10,000."""
+    import gymnasium as gym
+
+    def space(env_id: str, **kwargs):
+        env = gym.make(env_id, llm="fake", data_dir=str(shared_data_dir), **kwargs).unwrapped
+        return env.space.candidates, env.action_space.n
+
+    for env_id, seed, n_train in (("PromptEnv/SST2-Edit-v0", 13, 32), ("PromptEnv/AGNews-Edit-v0", 21, 64)):
+        options = {"task_options": {"few_shot_seed": seed}, **search_space_options("classification")}
+        ours, _ = space(env_id, **options)
+        assert ours == space(env_id, **{**options, "n_candidates": None})[0]
+        assert sorted(ours) == list(range(n_train))
+    candidates, actions = space("PromptEnv/IIAntonyms-Edit-v0", **search_space_options("generation"))
+    assert candidates == list(range(64)) and actions < 400
 
 
 def test_setting_for_task_decides_the_defaults_in_one_place(shared_data_dir) -> None:

@@ -3,9 +3,11 @@
 Defined once here and read by both (``search_space = true`` in a harness config,
 and every Edit-env policy of ``prompt-env optimize``):
 
-- a prompt is an instruction of the task's pool, up to 4 exemplars drawn from the whole
-  train split in any order, a template, a verbalizer and (classification) whether its label
-  scores are read raw or contextually calibrated (``calibration_choices``);
+- a prompt is an instruction of the task's pool, up to 4 exemplars in any order drawn from
+  the train split (every example of a 16-shot split; of a larger one the first
+  :data:`MAX_EXEMPLAR_CANDIDATES`, label-balanced for classification, so that the edit actions
+  stay a few hundred rather than thousands), a template, a verbalizer and (classification)
+  whether its label scores are read raw or contextually calibrated (``calibration_choices``);
 - every candidate is scored on one fixed set of dev inputs (all of dev up to 32; a fixed
   random 32 of a larger dev split, drawn by the seed), so a prompt scored twice costs
   nothing and two prompts differ by their prompt only;
@@ -21,8 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_EXEMPLAR_CANDIDATES = 64
+"""Train examples offered as exemplars: all of SST-2's 32 and AG News' 64 (the committed rows,
+recorded as ``n_candidates: None``, searched this same space); the instruction-induction tasks'
+thousands of train pairs would give the Q-learners over 10,000 edit actions."""
+
 SEARCH_SPACE: dict[str, Any] = {
-    "n_candidates": None,       # every train example may be an exemplar
+    "n_candidates": MAX_EXEMPLAR_CANDIDATES,  # every train example of a 16-shot split
     "n_slots": 4,               # up to 4 exemplars, in any order
     "max_edits": 8,             # edits per Edit-env episode
     "fixed_minibatch": True,    # one fixed set of dev inputs for the whole run
@@ -60,8 +67,10 @@ def describe_search_space(options: dict[str, Any], train_reward: str | None) -> 
     fixed = "one fixed set of" if options.get("fixed_minibatch") else "a fresh minibatch each episode of"
     calibration = (", raw or content-free calibrated label scores"
                    if options.get("calibration_choices") else "")
+    offered = ("every train example" if candidates is None else
+               f"the first {candidates} train examples (all of a smaller train split)")
     return (f"an instruction, template and label words of the pool, up to {slots} exemplars from "
-            f"{'every train example' if candidates is None else f'{candidates} train examples'}"
+            f"{offered}"
             f"{calibration}; each candidate scored on {fixed} "
             f"{'all' if size is None else f'up to {size}'} dev inputs with "
             f"{train_reward or 'the task metric'}")
