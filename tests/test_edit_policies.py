@@ -37,6 +37,15 @@ def test_greedy_chooser_edits_only_when_an_edit_beats_stopping() -> None:
     assert greedy_q_chooser(TableAgent([-0.1, 0.2, -0.3, 0.0]), stop)(0, masked) == stop
 
 
+def test_the_path_keeps_its_start_when_an_edit_only_ties_it() -> None:
+    from agents.experiments.search_policies import best_on_path
+
+    tie = [{"action": "put train example 11 in slot 3", "score": round(3 / 32, 4)}]
+    assert best_on_path(3 / 32, tie) == 0  # 0.0938 (rounded) is no better than 0.09375
+    assert best_on_path(3 / 32, [*tie, {"action": "set template 1", "score": 0.125}]) == 2
+    assert best_on_path(0.5, []) == 0
+
+
 @pytest.mark.parametrize("name", [*EDIT_POLICIES, "edit-tabular-q-prior"])
 def test_edit_q_learners_train_within_budget_and_repeat(name: str) -> None:
     fake = setting("fake")
