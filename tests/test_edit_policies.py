@@ -37,6 +37,25 @@ def test_greedy_chooser_edits_only_when_an_edit_beats_stopping() -> None:
     assert greedy_q_chooser(TableAgent([-0.1, 0.2, -0.3, 0.0]), stop)(0, masked) == stop
 
 
+def test_a_greedy_edit_without_budget_is_marked_and_not_applied() -> None:
+    """A greedy episode whose edit finds no budget left: the edit is marked unscored (the
+    notes then say "no budget left: not applied") and the prompt stays the start."""
+    import gymnasium as gym
+
+    from agents.experiments.evaluate import greedy_edit_episode
+
+    env = gym.make("PromptEnv/BBCTopic-Edit-v0", llm="fake", task_options={"n_dev": 4},
+                   minibatch_size=2, fixed_minibatch=True, budget={"calls": 2})
+    stop = env.unwrapped.action_meanings().index("stop")
+
+    def first_edit(obs, mask) -> int:
+        return next(i for i, ok in enumerate(mask) if ok and i != stop)
+
+    episode = greedy_edit_episode(env, first_edit, seed=0)
+    assert len(episode.edits) == 1 and episode.edits[0]["unscored"]
+    assert episode.final_parts == episode.initial_parts
+
+
 def test_the_path_keeps_its_start_when_an_edit_only_ties_it() -> None:
     from agents.experiments.search_policies import best_on_path
 

@@ -78,7 +78,8 @@ def greedy_edit_episode(env: Any, choose: Callable[[Any, np.ndarray], int], *,
     """Run one episode choosing ``choose(obs, action_mask)`` until it ends; return its prompt."""
     episode = run_episode(env, choose, seed=seed)
     edits = [{"action": info["action"], "valid": bool(info["valid_action"]),
-              "reward": round(reward, 4), "score": round(float(info["score"]), 4)}
+              "reward": round(reward, 4), "score": round(float(info["score"]), 4),
+              "unscored": bool(info.get("budget_exhausted"))}  # no budget left: not applied
              for reward, info in zip(episode.rewards, episode.infos, strict=True)]
     return EditEpisode(float(episode.reset_info["score"]), float(episode.final_info["score"]),
                        episode.reset_info["prompt_parts"], episode.final_info["prompt_parts"],

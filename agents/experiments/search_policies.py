@@ -222,9 +222,11 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False,
         best = best_on_path(episode.initial_score, episode.edits)
         trained = 0 if log is None else log.steps
         where = "one fixed dev minibatch" if deterministic else "dev minibatches"
+        actions = [e["action"] + (" (no budget left: not applied)" if e["unscored"] else "")
+                   for e in episode.edits]
         notes = (f"{trained} edit steps ({0 if log is None else log.episodes} episodes) on {where} "
                  f"of {m}, gamma {agent.config.gamma}; greedy "
-                 f"episode {[e['action'] for e in episode.edits]}, best prompt after {best} edits "
+                 f"episode {actions}, best prompt after {best} edits "
                  f"(minibatch score {scores[best]:.3f}, start {scores[0]:.3f})")
         visited = [(c["llm_calls"], c["distinct"], c["score"]) for c in curve if "score" in c]
         first = (curve[0]["llm_calls"], curve[0]["distinct"], scores[0]) if curve else None
