@@ -57,12 +57,15 @@ def test_a_greedy_edit_without_budget_is_marked_and_not_applied() -> None:
 
 
 def test_the_path_keeps_its_start_when_an_edit_only_ties_it() -> None:
-    from agents.experiments.search_policies import best_on_path
+    from agents.experiments.search_policies import path_scores
+
+    def best(initial: float, edits: list[dict]) -> int:  # as the runner picks: first of ties
+        return int(np.argmax(path_scores(initial, edits)))
 
     tie = [{"action": "put train example 11 in slot 3", "score": round(3 / 32, 4)}]
-    assert best_on_path(3 / 32, tie) == 0  # 0.0938 (rounded) is no better than 0.09375
-    assert best_on_path(3 / 32, [*tie, {"action": "set template 1", "score": 0.125}]) == 2
-    assert best_on_path(0.5, []) == 0
+    assert best(3 / 32, tie) == 0  # 0.0938 (rounded) is no better than 0.09375
+    assert best(3 / 32, [*tie, {"action": "set template 1", "score": 0.125}]) == 2
+    assert best(0.5, []) == 0
 
 
 @pytest.mark.parametrize("name", [*EDIT_POLICIES, "edit-tabular-q-prior"])

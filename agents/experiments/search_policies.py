@@ -52,11 +52,11 @@ def search_budget(setting: Setting, budget: int) -> int:
     return budget if setting.tie_break is None else budget - setting.tie_break.reserve(budget)
 
 
-def best_on_path(initial_score: float, edits: list[dict[str, Any]]) -> int:
-    """Index of the best prompt on a greedy episode's path (0: its start), the first of ties
-    (the shorter path). The edits' scores are rounded to 4 places, so the start's is too: else
-    a prompt that only ties the start (3 of 32 right: 0.09375 against 0.0938) would win."""
-    return int(np.argmax([round(initial_score, 4), *(e["score"] for e in edits)]))
+def path_scores(initial_score: float, edits: list[dict[str, Any]]) -> list[float]:
+    """The scores along a greedy episode's path, its start first. The edits' scores are rounded
+    to 4 places, so the start's is too: else a prompt that only ties the start (3 of 32 right:
+    0.09375 against 0.0938) would beat it."""
+    return [round(initial_score, 4), *(e["score"] for e in edits)]
 
 
 def tie_broken(setting: Setting, env: Any, budget: int, prompt: Any, usage: Usage, notes: str,
@@ -218,8 +218,8 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False,
             episode = greedy_edit_episode(env, record, seed=setting.seed)
         curve = env.curve[: len(env.curve) - len(episode.edits)]  # training steps only
         prompts = [*path, episode.prompt]
-        scores = [round(episode.initial_score, 4), *(e["score"] for e in episode.edits)]
-        best = best_on_path(episode.initial_score, episode.edits)
+        scores = path_scores(episode.initial_score, episode.edits)
+        best = int(np.argmax(scores))  # the first of ties: the shorter path
         trained = 0 if log is None else log.steps
         where = "one fixed dev minibatch" if deterministic else "dev minibatches"
         actions = [e["action"] + (" (no budget left: not applied)" if e["unscored"] else "")
