@@ -12,8 +12,10 @@ edit-tabular-q on the 5 seeds into ``benchmarks/results/budget_rule/x<multiple>/
 Q's runs with a smaller budget follow the same path as its runs with a larger one (same seed,
 same rewards), so they read their answers from the response cache of the larger runs.
 The report (``README.md`` there) gives, per task and multiple, the mean test accuracy of both
-and which is ahead; the rule in ``agents/experiments/optimize_plan.py`` (``BUDGET_RULE``,
-``RULE_EVIDENCE``) is read from it and a test checks the two agree.
+and which is ahead. No sweep is committed yet: the rule in
+``agents/experiments/optimize_plan.py`` (``BUDGET_RULE``, ``RULE_EVIDENCE``) rests on the
+edit-search rows (``benchmarks/results/edit_search/``), and a test checks it against them;
+a committed sweep is what would move the threshold below 4.5 pool costs.
 """
 
 from __future__ import annotations
