@@ -37,6 +37,8 @@ def test_optimize_dry_run_then_run_then_rerun_from_the_cache(reviews, tmp_path, 
     printed = capsys.readouterr().out
     assert "projected LLM calls" in printed and ": 45" in printed and "search: 33" in printed
     assert "no LLM was called" in printed and not (tmp_path / "none").exists()
+    # the rows the rule rests on, named as text (not eaten as rich markup)
+    assert "[benchmarks/results/edit_search]" in printed and "ii-antonyms at 6.2 x pool cost" in printed
 
     out = tmp_path / "opt"
     assert main([*args, "--out", str(out)]) == 0
@@ -183,22 +185,34 @@ def test_the_report_shows_what_the_model_answered(reviews, tmp_path):
     assert "(p=0." in report and result.rows[0]["policy"] == "manual"
 
 
-def test_the_budget_rule_matches_its_committed_rows() -> None:
-    """Each RULE_EVIDENCE line is the mean of the committed rows it names, and the threshold is
-    the smallest budget at which those rows show tabular Q ahead."""
+def test_the_budget_rule_matches_its_committed_rows(shared_data_dir, monkeypatch) -> None:
+    """Each RULE_EVIDENCE (and GENERATION_EVIDENCE) line is the mean of the committed rows it
+    names at the pool cost of its task, and the threshold is the smallest budget at which the
+    RULE_EVIDENCE rows show tabular Q ahead."""
     import statistics
 
     from agents.experiments.files import read_jsonl
-    from agents.experiments.optimize_plan import BUDGET_RULE, RULE_EVIDENCE, SEARCH_POLICY
+    from agents.experiments.optimize_plan import (
+        BUDGET_RULE,
+        GENERATION_EVIDENCE,
+        RULE_EVIDENCE,
+        SEARCH_POLICY,
+        plan_run,
+        pool_cost,
+        search_dev_inputs,
+    )
 
+    monkeypatch.setenv("PROMPT_ENV_DATA", str(shared_data_dir))
     root = Path(__file__).resolve().parents[1]
-    assert RULE_EVIDENCE
-    for evidence in RULE_EVIDENCE:
+    assert RULE_EVIDENCE and GENERATION_EVIDENCE
+    for evidence in RULE_EVIDENCE + GENERATION_EVIDENCE:
+        plan = plan_run(evidence.task)
+        assert evidence.pool_cost == pool_cost(plan.n_prompts, search_dev_inputs(plan.n_dev))
         rows = [r for r in read_jsonl(root / evidence.rows / "results.jsonl") if r["task"] == evidence.task]
         search = [r for r in rows if r["policy"] == SEARCH_POLICY]
         fixed = [r["test_score"] for r in rows if r["policy"] == "best-fixed-on-dev"]
         assert len(search) == len(fixed) == evidence.seeds
-        assert {r["budget"] / 352 for r in search} == {evidence.budget_pool_costs}
+        assert {r["budget"] / evidence.pool_cost for r in search} == {evidence.budget_pool_costs}
         assert 100 * statistics.mean(r["test_score"] for r in search) == pytest.approx(evidence.search, abs=0.01)
         assert 100 * statistics.mean(fixed) == pytest.approx(evidence.best_fixed, abs=0.01)
     ahead = [e.budget_pool_costs for e in RULE_EVIDENCE if e.search > e.best_fixed]

@@ -118,7 +118,7 @@ def command_optimize(args: argparse.Namespace) -> int:
     except DataNotFoundError as error:
         raise UsageError(str(error), "pass --data PATH of your file or directory") from None
     if args.dry_run:
-        console.print(plan.describe(), highlight=False)
+        console.print(plan.describe(), highlight=False, markup=False)  # "[rows]" is text
         console.print("dry run: no LLM was called", highlight=False)
         return 0
     result = optimize(args.data, policy=args.policy, out=args.out, plan=plan,
@@ -132,8 +132,8 @@ def command_optimize(args: argparse.Namespace) -> int:
     console.print(f"LLM calls {usage.calls} (cache hits {usage.cache_hits}, model calls "
                   f"{usage.model_calls}), {usage.wall_s:.1f} s", highlight=False)
     console.print(f"Best prompt: {result.out / 'best_prompt.txt'}; report: {result.out / 'report.md'}",
-                  highlight=False)
+                  highlight=False, markup=False)
     if result.tracking_run_id is not None:
         console.print(f"MLflow run {result.tracking_run_id} in {args.mlflow or './mlruns'}",
-                      highlight=False)
+                      highlight=False, markup=False)
     return 0
