@@ -87,6 +87,10 @@ def test_an_80_column_terminal_shows_every_policy_name_whole() -> None:
     for cell in ("best-fixed-on-dev", "per-query-oracle", "(upper bound)", "1261.6", "(measured)"):
         assert cell in text
     assert "edit-tabular-q-p" in text and "ropose" in text  # longer than the room left: folded
+    table.rows = [["manual", "0.5", "[bold]x[/] [benchmarks/results]", "1", "0%", "0", "1.0"]]
+    buffer = io.StringIO()
+    Console(file=buffer, force_terminal=False, width=200).print(table.to_rich())
+    assert "[bold]x[/] [benchmarks/results]" in buffer.getvalue()  # cells are text, not markup
 
 
 def test_progress_reporter_prints_plain_lines_in_a_log() -> None:

@@ -40,6 +40,7 @@ class ResultTable:
 
     def to_rich(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=self.title or None)
         for i, (header, align) in enumerate(zip(self.headers, self.align, strict=True)):
@@ -51,8 +52,8 @@ class ResultTable:
             widest = max([len(c) for c in cells] + [max(words, default=1)])
             table.add_column(header, justify="left" if align == "left" else "right",
                              max_width=None if i == 0 else widest, overflow="fold")
-        for row in self.rows:
-            table.add_row(*row)
+        for row in self.rows:  # cells are text: a note's "[benchmarks/...]" is not rich markup
+            table.add_row(*(Text(cell) for cell in row))
         return table
 
 
