@@ -106,7 +106,7 @@ def command_optimize(args: argparse.Namespace) -> int:
     from agents.experiments.optimize_plan import plan_run
     from prompt_env.errors import DataNotFoundError
 
-    console = Console()
+    console = Console(highlight=False, markup=False)  # paths and "[rows]" print as written
     llm = check_llm_spec(args.llm, normalized=True)
     proposer = args.proposer if args.proposer == "task" else check_llm_spec(args.proposer, normalized=True)
     options = task_options_of(args)
@@ -118,8 +118,8 @@ def command_optimize(args: argparse.Namespace) -> int:
     except DataNotFoundError as error:
         raise UsageError(str(error), "pass --data PATH of your file or directory") from None
     if args.dry_run:
-        console.print(plan.describe(), highlight=False, markup=False)  # "[rows]" is text
-        console.print("dry run: no LLM was called", highlight=False)
+        console.print(plan.describe())
+        console.print("dry run: no LLM was called")
         return 0
     result = optimize(args.data, policy=args.policy, out=args.out, plan=plan,
                       progress=not args.no_progress, tracking_uri=args.mlflow,
@@ -130,10 +130,8 @@ def command_optimize(args: argparse.Namespace) -> int:
                   .to_rich())
     usage = result.usage
     console.print(f"LLM calls {usage.calls} (cache hits {usage.cache_hits}, model calls "
-                  f"{usage.model_calls}), {usage.wall_s:.1f} s", highlight=False)
-    console.print(f"Best prompt: {result.out / 'best_prompt.txt'}; report: {result.out / 'report.md'}",
-                  highlight=False, markup=False)
+                  f"{usage.model_calls}), {usage.wall_s:.1f} s")
+    console.print(f"Best prompt: {result.out / 'best_prompt.txt'}; report: {result.out / 'report.md'}")
     if result.tracking_run_id is not None:
-        console.print(f"MLflow run {result.tracking_run_id} in {args.mlflow or './mlruns'}",
-                      highlight=False, markup=False)
+        console.print(f"MLflow run {result.tracking_run_id} in {args.mlflow or './mlruns'}")
     return 0

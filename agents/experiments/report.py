@@ -47,9 +47,8 @@ class ResultTable:
             # a column is as wide as its longest cell or header word, no wider: the headers
             # wrap first, so a narrow terminal keeps the names of the first column whole (a
             # name too long even then folds onto a second line rather than ending in "…")
-            cells = [row[i] for row in self.rows if i < len(row)]
-            words = [len(w) for text in [header, *cells] for w in text.split()]
-            widest = max([len(c) for c in cells] + [max(words, default=1)])
+            widest = max([len(row[i]) for row in self.rows if i < len(row)]
+                         + [len(word) for word in header.split()] + [1])
             table.add_column(header, justify="left" if align == "left" else "right",
                              max_width=None if i == 0 else widest, overflow="fold")
         for row in self.rows:  # cells are text: a note's "[benchmarks/...]" is not rich markup
