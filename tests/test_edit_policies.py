@@ -56,6 +56,22 @@ def test_a_greedy_edit_without_budget_is_marked_and_not_applied() -> None:
     assert episode.final_parts == episode.initial_parts
 
 
+@pytest.mark.parametrize("name", EDIT_POLICIES)
+def test_on_a_fixed_minibatch_the_greedy_episode_takes_only_scored_edits(name: str) -> None:
+    """A Q-network also rates edits it never tried; on a fixed minibatch its greedy episode
+    must not choose one, which the spent budget could not score (it used to: edit-dqn then
+    shipped its start). Every greedy edit is one scored in training, so the episode is free."""
+    space = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_minibatch": True,
+             "max_edits": 3}
+    for seed in range(3):
+        fake = Setting("PromptEnv/BBCTopic-Select-v0", {"llm": "fake", "task_options": {"n_dev": 4}},
+                       seed=seed, edit_id="PromptEnv/BBCTopic-Edit-v0", test_limit=3,
+                       train_reward="margin", edit_options=space)
+        row = run_policy(fake, name, 30)
+        assert "no budget left" not in row["notes"] and row["train_calls"] <= 30
+        assert row["search_score"] >= row["start_score"]
+
+
 def test_the_path_keeps_its_start_when_an_edit_only_ties_it() -> None:
     from agents.experiments.search_policies import path_scores
 

@@ -5,6 +5,7 @@ episodes started from a given configuration."""
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import prompt_env  # noqa: F401 - registers the env ids
@@ -33,6 +34,31 @@ def test_fixed_minibatch_remembers_scores_and_costs_nothing_twice():
     assert info["score"] == start_score
     _, again, *_ = env.step(edit)
     assert again == reward and env.unwrapped.llm_usage()["env_calls"] == spent
+
+
+def test_scored_edits_are_the_free_ones():
+    """scored_edits(): stop, and the edits whose prompt the fixed minibatch already scored;
+    taking one costs no call."""
+    env = gym.make(ENV, minibatch_size=3, fixed_minibatch=True, max_edits=3, n_candidates=3)
+    _, info = env.reset(seed=1)
+    edit_env = env.unwrapped
+    stop = edit_env.action_meanings().index("stop")
+    assert list(np.flatnonzero(edit_env.scored_edits())) == [stop]  # only the start is scored
+    edit = int(info["action_mask"][:-1].argmax())
+    env.step(edit)
+    env.reset(seed=1)
+    known = edit_env.scored_edits()
+    assert known[edit] and known[stop] and set(np.flatnonzero(known)) <= set(np.flatnonzero(info["action_mask"]))
+    spent = edit_env.llm_usage()["env_calls"]
+    for action in np.flatnonzero(known):
+        if action != stop:
+            env.reset(seed=1)
+            env.step(int(action))
+    assert edit_env.llm_usage()["env_calls"] == spent
+    resampled = gym.make(ENV, minibatch_size=3, max_edits=3, n_candidates=3).unwrapped
+    resampled.reset(seed=1)
+    resampled.step(edit)
+    assert list(np.flatnonzero(resampled.scored_edits())) == [stop]  # no memory without a fixed minibatch
 
 
 def test_resampled_minibatch_is_the_default():

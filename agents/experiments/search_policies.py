@@ -15,12 +15,14 @@ on the test subset.
   ``td_target = r + gamma * max_a' Q(s', a') * (1 - terminated)``, trained like
   :func:`agents.experiments.train.train` (same env wrapper, same defaults for the env's
   kind; DQN's warm-up, replay batch and target period shrink to fit a few dozen edits),
-  for at most ``budget // edit_minibatch`` edit steps, then one greedy episode. Training stops while the budget still pays for that
-  greedy episode, so the greedy episode is inside the budget too: ``train_calls`` (training
-  plus the greedy episode) never exceeds it. In the greedy episode the agent stops when no
-  valid edit has a higher Q-value than the stop action (an unvisited state: stop rather than
-  edit at random), and the result is the best-scoring prompt of that episode's path (the
-  episode scores each prompt it visits on its minibatch, so that choice costs nothing).
+  for at most ``budget // edit_minibatch`` edit steps, then one greedy episode. Training stops
+  while the budget still pays for that greedy episode, so the greedy episode is inside the
+  budget too: ``train_calls`` (training plus the greedy episode) never exceeds it. In the
+  greedy episode the agent stops when no valid edit has a higher Q-value than the stop action
+  (an unvisited state: stop rather than edit at random); on a fixed minibatch it takes only
+  edits to prompts already scored (``scored_edits()``: free), so it never runs out of budget
+  there. The result is the best-scoring prompt of that episode's path (the episode scores each
+  prompt it visits on its minibatch, so that choice costs nothing).
 """
 
 from __future__ import annotations
@@ -213,7 +215,9 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False,
 
             def record(obs: Any, mask: np.ndarray | None) -> int:
                 path.append(env.unwrapped.prompt)
-                return choose(obs, mask)
+                # on a fixed minibatch only edits of known value: a Q-network (unlike the table,
+                # whose untried edits sit below stop) also rates edits to prompts never scored
+                return choose(obs, env.unwrapped.scored_edits() if deterministic else mask)
 
             episode = greedy_edit_episode(env, record, seed=setting.seed)
         curve = env.curve[: len(env.curve) - len(episode.edits)]  # training steps only

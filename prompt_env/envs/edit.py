@@ -135,7 +135,8 @@ class PromptEditEnv(PromptEnvBase):
     `prompt_space()` (option counts; the initial configuration, a dict of part indices, slot -1
     empty), `prompt_of(config)` and `score_config(config)` (its score on this episode's minibatch,
     state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted),
-    `scored_prompts()` (with `fixed_minibatch`: every prompt scored so far and its score) and
+    `scored_prompts()` (with `fixed_minibatch`: every prompt scored so far and its score),
+    `scored_edits()` (a mask of the edits whose prompt is scored already: free to take) and
     `minibatch_indices()` (which inputs of `split` the episode scores on). With a proposer:
     `proposer`, `write_instruction(mode, config, parents=..., rng=...)` (what the LLM-writing
     search baselines call), `add_instruction(text)`, `failures_of(config)`,
@@ -365,7 +366,7 @@ class PromptEditEnv(PromptEnvBase):
 
     def _outcomes_of(self, config: PromptState | dict[str, Any] | None) -> list[Any] | None:
         prompt = self.prompt if config is None else self.prompt_of(config)
-        key = dataclasses.replace(prompt, name="")
+        key = memo_key(prompt)
         if key in self._memo:
             return list(self._memo[key][1])
         if config is None or prompt == self.prompt:
@@ -531,6 +532,18 @@ class PromptEditEnv(PromptEnvBase):
         were first scored (empty without ``fixed_minibatch``: minibatches change per episode)."""
         return [(prompt, score) for score, _, prompt in self._memo.values()]
 
+    def scored_edits(self) -> np.ndarray:
+        """1 for stop and for the valid edits whose prompt is already scored on the fixed
+        minibatch (taking one costs no LLM call), 0 for the rest (int8). A proposal is never
+        scored before it is written; without ``fixed_minibatch`` no score is kept, so only stop."""
+        def known(edit: EditAction) -> bool:
+            if edit.kind == "stop":
+                return True
+            state = None if edit.kind == "propose" else self.apply(self.state, edit)
+            return state is not None and memo_key(self.prompt_of(state)) in self._memo
+
+        return np.array([known(a) for a in self.actions], dtype=np.int8)
+
     def minibatch_indices(self) -> list[int]:
         """Indices (into the env's ``split``) of the inputs this episode scores prompts on."""
         return list(self._batch)
@@ -573,7 +586,7 @@ class PromptEditEnv(PromptEnvBase):
     # -------------------------------------------------------------- scoring
     def score_prompt(self, prompt: Prompt) -> float | None:
         """Mean reward of ``prompt`` on the episode's minibatch (None: budget exhausted)."""
-        key = dataclasses.replace(prompt, name="")  # two slot layouts can be one prompt
+        key = memo_key(prompt)
         if self.fixed_minibatch and key in self._memo:
             score, self._last_outcomes, _ = self._memo[key]
             return score
@@ -602,7 +615,7 @@ class PromptEditEnv(PromptEnvBase):
         from prompt_env.calibration import CONTENT_FREE_INPUTS
 
         method = prompt.calibration or self.calibration
-        if method is None or dataclasses.replace(prompt, name="") in self._calibrated:
+        if method is None or memo_key(prompt) in self._calibrated:
             return 0
         return len(CONTENT_FREE_INPUTS) if method == "content-free" else 1
 
@@ -697,6 +710,11 @@ class PromptEditEnv(PromptEnvBase):
             f"exemplars {list(p.exemplars)} | verbalizer {list(p.verbalizer) if p.verbalizer else None}"
             f"{' | calibration ' + str(p.calibration) if self.calibrations else ''}"
         )
+
+
+def memo_key(prompt: Prompt) -> Prompt:
+    """What the env remembers a prompt's score under: two slot layouts can be one prompt."""
+    return dataclasses.replace(prompt, name="")
 
 
 def accepted(outcome: Any) -> bool:
