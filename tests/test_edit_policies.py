@@ -57,10 +57,10 @@ def test_a_greedy_edit_without_budget_is_marked_and_not_applied() -> None:
 
 
 @pytest.mark.parametrize("name", EDIT_POLICIES)
-def test_on_a_fixed_minibatch_the_greedy_episode_takes_only_scored_edits(name: str) -> None:
-    """A Q-network also rates edits it never tried; on a fixed minibatch its greedy episode
-    must not choose one, which the spent budget could not score (it used to: edit-dqn then
-    shipped its start). Every greedy edit is one scored in training, so the episode is free."""
+def test_the_greedy_episode_takes_only_edits_the_budget_can_score(name: str) -> None:
+    """On a fixed minibatch no calls are reserved for the greedy episode, and a Q-network also
+    rates edits to prompts it never scored: it must not pick one the budget left cannot pay
+    for (it did: edit-dqn then ended on "no budget left" and shipped its start)."""
     space = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_minibatch": True,
              "max_edits": 3}
     for seed in range(3):

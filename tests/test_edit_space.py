@@ -36,29 +36,26 @@ def test_fixed_minibatch_remembers_scores_and_costs_nothing_twice():
     assert again == reward and env.unwrapped.llm_usage()["env_calls"] == spent
 
 
-def test_scored_edits_are_the_free_ones():
-    """scored_edits(): stop, and the edits whose prompt the fixed minibatch already scored;
-    taking one costs no call."""
-    env = gym.make(ENV, minibatch_size=3, fixed_minibatch=True, max_edits=3, n_candidates=3)
+def test_affordable_edits_are_the_ones_the_budget_left_can_score():
+    """affordable_edits(): the valid edits, less those the budget left cannot pay for; a prompt
+    the fixed minibatch already scored is free, so it stays affordable with no budget left."""
+    env = gym.make(ENV, minibatch_size=3, fixed_minibatch=True, max_edits=3, n_candidates=3,
+                   budget={"calls": 6})
     _, info = env.reset(seed=1)
     edit_env = env.unwrapped
     stop = edit_env.action_meanings().index("stop")
-    assert list(np.flatnonzero(edit_env.scored_edits())) == [stop]  # only the start is scored
+    assert (edit_env.affordable_edits() == info["action_mask"]).all()  # 3 calls left: any new prompt
     edit = int(info["action_mask"][:-1].argmax())
-    env.step(edit)
+    env.step(edit)  # the budget is spent
     env.reset(seed=1)
-    known = edit_env.scored_edits()
-    assert known[edit] and known[stop] and set(np.flatnonzero(known)) <= set(np.flatnonzero(info["action_mask"]))
-    spent = edit_env.llm_usage()["env_calls"]
-    for action in np.flatnonzero(known):
+    affordable = list(np.flatnonzero(edit_env.affordable_edits()))
+    assert edit in affordable and stop in affordable and len(affordable) < info["action_mask"].sum()
+    for action in affordable:  # every one of them is answered from memory: no call
         if action != stop:
             env.reset(seed=1)
-            env.step(int(action))
-    assert edit_env.llm_usage()["env_calls"] == spent
-    resampled = gym.make(ENV, minibatch_size=3, max_edits=3, n_candidates=3).unwrapped
-    resampled.reset(seed=1)
-    resampled.step(edit)
-    assert list(np.flatnonzero(resampled.scored_edits())) == [stop]  # no memory without a fixed minibatch
+            _, _, _, truncated, step_info = env.step(int(action))
+            assert not step_info["budget_exhausted"]
+    assert edit_env.llm_usage()["env_calls"] == 6
 
 
 def test_resampled_minibatch_is_the_default():

@@ -19,9 +19,9 @@ on the test subset.
   while the budget still pays for that greedy episode, so the greedy episode is inside the
   budget too: ``train_calls`` (training plus the greedy episode) never exceeds it. In the
   greedy episode the agent stops when no valid edit has a higher Q-value than the stop action
-  (an unvisited state: stop rather than edit at random); on a fixed minibatch it takes only
-  edits to prompts already scored (``scored_edits()``: free), so it never runs out of budget
-  there. The result is the best-scoring prompt of that episode's path (the episode scores each
+  (an unvisited state: stop rather than edit at random), and it takes only edits the budget
+  left can score (``affordable_edits()``; on a fixed minibatch a prompt scored in training is
+  free). The result is the best-scoring prompt of that episode's path (the episode scores each
   prompt it visits on its minibatch, so that choice costs nothing).
 """
 
@@ -215,9 +215,10 @@ def _edit_q_runner(agent_name: str, action_prior: bool = False,
 
             def record(obs: Any, mask: np.ndarray | None) -> int:
                 path.append(env.unwrapped.prompt)
-                # on a fixed minibatch only edits of known value: a Q-network (unlike the table,
-                # whose untried edits sit below stop) also rates edits to prompts never scored
-                return choose(obs, env.unwrapped.scored_edits() if deterministic else mask)
+                # only edits the budget left can score: on a fixed minibatch no calls are
+                # reserved, and a Q-network (unlike the table, whose untried edits sit below
+                # stop) also rates edits to prompts it never scored
+                return choose(obs, env.unwrapped.affordable_edits())
 
             episode = greedy_edit_episode(env, record, seed=setting.seed)
         curve = env.curve[: len(env.curve) - len(episode.edits)]  # training steps only

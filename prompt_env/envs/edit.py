@@ -136,7 +136,7 @@ class PromptEditEnv(PromptEnvBase):
     empty), `prompt_of(config)` and `score_config(config)` (its score on this episode's minibatch,
     state unchanged, charged to `budget` and `llm_usage()` like an edit; None: budget exhausted),
     `scored_prompts()` (with `fixed_minibatch`: every prompt scored so far and its score),
-    `scored_edits()` (a mask of the edits whose prompt is scored already: free to take) and
+    `affordable_edits()` (the valid edits the budget left can score; a remembered prompt is free) and
     `minibatch_indices()` (which inputs of `split` the episode scores on). With a proposer:
     `proposer`, `write_instruction(mode, config, parents=..., rng=...)` (what the LLM-writing
     search baselines call), `add_instruction(text)`, `failures_of(config)`,
@@ -532,17 +532,24 @@ class PromptEditEnv(PromptEnvBase):
         were first scored (empty without ``fixed_minibatch``: minibatches change per episode)."""
         return [(prompt, score) for score, _, prompt in self._memo.values()]
 
-    def scored_edits(self) -> np.ndarray:
-        """1 for stop and for the valid edits whose prompt is already scored on the fixed
-        minibatch (taking one costs no LLM call), 0 for the rest (int8). A proposal is never
-        scored before it is written; without ``fixed_minibatch`` no score is kept, so only stop."""
-        def known(edit: EditAction) -> bool:
+    def affordable_edits(self) -> np.ndarray:
+        """``action_masks()`` less the edits the budget left cannot score (int8): a prompt the
+        fixed minibatch already scored costs nothing, a new one its minibatch and premises, a
+        proposal ``new_prompt_cost()``. Stop is always affordable."""
+        def affordable(edit: EditAction) -> bool:
             if edit.kind == "stop":
                 return True
-            state = None if edit.kind == "propose" else self.apply(self.state, edit)
-            return state is not None and memo_key(self.prompt_of(state)) in self._memo
+            if edit.kind == "propose":
+                return self._can_propose(edit.name) and self.budget_allows(self.new_prompt_cost())
+            state = self.apply(self.state, edit)
+            if state is None:
+                return False
+            prompt = self.prompt_of(state)
+            if self.fixed_minibatch and memo_key(prompt) in self._memo:
+                return True
+            return self.budget_allows(len(self._batch) + self._premise_calls(prompt))
 
-        return np.array([known(a) for a in self.actions], dtype=np.int8)
+        return np.array([affordable(a) for a in self.actions], dtype=np.int8)
 
     def minibatch_indices(self) -> list[int]:
         """Indices (into the env's ``split``) of the inputs this episode scores prompts on."""
