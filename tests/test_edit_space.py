@@ -53,7 +53,7 @@ def test_affordable_edits_are_the_ones_the_budget_left_can_score():
     for action in affordable:  # every one of them is answered from memory: no call
         if action != stop:
             env.reset(seed=1)
-            _, _, _, truncated, step_info = env.step(int(action))
+            *_, step_info = env.step(int(action))
             assert not step_info["budget_exhausted"]
     assert edit_env.llm_usage()["env_calls"] == 6
 
