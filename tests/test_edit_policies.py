@@ -13,6 +13,8 @@ from agents.experiments import Setting, run_policy
 from agents.experiments.search_policies import greedy_q_chooser
 
 EDIT_POLICIES = ["edit-tabular-q", "edit-dqn"]
+SEARCH_SPACE = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_minibatch": True,
+                "max_edits": 3}
 
 
 def setting(llm: str, seed: int = 0) -> Setting:
@@ -61,12 +63,10 @@ def test_the_greedy_episode_takes_only_edits_the_budget_can_score(name: str) -> 
     """On a fixed minibatch no calls are reserved for the greedy episode, and a Q-network also
     rates edits to prompts it never scored: it must not pick one the budget left cannot pay
     for (it did: edit-dqn then ended on "no budget left" and shipped its start)."""
-    space = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_minibatch": True,
-             "max_edits": 3}
     for seed in range(3):
         fake = Setting("PromptEnv/BBCTopic-Select-v0", {"llm": "fake", "task_options": {"n_dev": 4}},
                        seed=seed, edit_id="PromptEnv/BBCTopic-Edit-v0", test_limit=3,
-                       train_reward="margin", edit_options=space)
+                       train_reward="margin", edit_options=SEARCH_SPACE)
         row = run_policy(fake, name, 30)
         assert "no budget left" not in row["notes"] and row["train_calls"] <= 30
         assert row["search_score"] >= row["start_score"]
@@ -117,10 +117,6 @@ def test_edit_q_learners_run_on_the_real_model(real_setting: Setting, name: str)
     assert row["llm_calls"] == row["train_calls"] + row["eval_calls"]
     assert 0 < row["distinct_pairs"] <= row["llm_calls"]
     assert row["edit_steps"] >= 2 and row["final_prompt"]["name"].startswith("edit:")
-
-
-SEARCH_SPACE = {"n_candidates": None, "n_slots": 2, "minibatch_size": 3, "fixed_minibatch": True,
-                "max_edits": 3}
 
 
 @pytest.mark.parametrize("name", ["edit-tabular-q", "edit-tabular-q-prior", "hill-climb", "evolution",

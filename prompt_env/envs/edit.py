@@ -542,12 +542,7 @@ class PromptEditEnv(PromptEnvBase):
             if edit.kind == "propose":
                 return self._can_propose(edit.name) and self.budget_allows(self.new_prompt_cost())
             state = self.apply(self.state, edit)
-            if state is None:
-                return False
-            prompt = self.prompt_of(state)
-            if self.fixed_minibatch and memo_key(prompt) in self._memo:
-                return True
-            return self.budget_allows(len(self._batch) + self._premise_calls(prompt))
+            return state is not None and self._can_score(self.prompt_of(state))
 
         return np.array([affordable(a) for a in self.actions], dtype=np.int8)
 
@@ -594,13 +589,13 @@ class PromptEditEnv(PromptEnvBase):
     def score_prompt(self, prompt: Prompt) -> float | None:
         """Mean reward of ``prompt`` on the episode's minibatch (None: budget exhausted)."""
         key = memo_key(prompt)
-        if self.fixed_minibatch and key in self._memo:
+        if self._remembered(prompt):
             score, self._last_outcomes, _ = self._memo[key]
             return score
+        if not self._can_score(prompt):
+            return None
         pairs = [(prompt, self.examples[i]) for i in self._batch]
         premises = self._premise_calls(prompt)
-        if not self.budget_allows(len(pairs) + premises):
-            return None
         outcomes = self.run_pairs(pairs)
         self.charge([o.prompt_text for o in outcomes])
         self.calls_used += premises
@@ -615,6 +610,15 @@ class PromptEditEnv(PromptEnvBase):
         if self.fixed_minibatch:
             self._memo[key] = (score, outcomes, prompt)
         return score
+
+    def _remembered(self, prompt: Prompt) -> bool:
+        """Whether the fixed minibatch already scored ``prompt`` (scoring it again is free)."""
+        return self.fixed_minibatch and memo_key(prompt) in self._memo
+
+    def _can_score(self, prompt: Prompt) -> bool:
+        """Whether the budget left pays for scoring ``prompt`` now: its minibatch and premises,
+        nothing when remembered."""
+        return self._remembered(prompt) or self.budget_allows(len(self._batch) + self._premise_calls(prompt))
 
     def _premise_calls(self, prompt: Prompt) -> int:
         """LLM calls of calibrating ``prompt`` that this env has not paid yet: its content-free
