@@ -61,6 +61,27 @@ def test_calibrated_variant_uses_calibrated_tables(default_backend, shared_data_
     assert setting.calibrated("content-free") is setting.calibrated("content-free")
 
 
+def test_a_row_counts_the_distinct_pairs_its_policy_would_cost_alone(shared_data_dir) -> None:
+    """On the real model and real SST-2: policies run one after another on one setting (as
+    the harness runs a seed) each count their own distinct pairs. hill-climb run a second time
+    ships the same prompt as the first; its test pairs were evaluated already, yet its row
+    counts them, as a run of it alone does."""
+    from agents.experiments.tie_break import TieBreak
+
+    def sst2() -> Setting:
+        return Setting.for_task("sst2", seed=13, data_dir=str(shared_data_dir), search_space=True,
+                                edit_options={"minibatch_size": 8}, test_limit=6,
+                                tie_break=TieBreak(prompts=3, inputs=4))
+
+    shared = sst2()
+    rows = [run_policy(shared, name, 60) for name in ("manual", "hill-climb", "hill-climb")]
+    alone = run_policy(sst2(), "hill-climb", 60)
+    assert rows[1]["final_prompt"] == rows[2]["final_prompt"] == alone["final_prompt"]
+    assert rows[1]["distinct_pairs"] == rows[2]["distinct_pairs"] == alone["distinct_pairs"]
+    assert alone["distinct_pairs"] >= alone["eval_calls"] == 6
+    assert rows[0]["distinct_pairs"] == rows[0]["llm_calls"]  # read from the pool's tables
+
+
 def test_tables_render_for_terminal_and_markdown() -> None:
     rows = [run_policy(fake_setting(seed=s), name, 8) | {"task": "bbc-topic"}
             for s in (0, 1) for name in ("manual", "ucb1", "per-query-oracle")]
@@ -118,4 +139,7 @@ def test_usage_meter_counts_distinct_requests_and_phases() -> None:
     assert llm.stats.calls == 5 and llm.stats.distinct == 3
     assert llm.stats.phases["dev"]["calls"] == 3 and llm.stats.phases["dev"]["distinct"] == 2
     assert llm.stats.phases["test"]["distinct"] == 1 and llm.stats.phases["test"]["cache_hits"] == 0
+    llm.stats.forget_seen()  # a new job on the same LLM counts its own distinct requests
+    llm.score(["a", "d"], [" x", " y"])
+    assert llm.stats.calls == 7 and llm.stats.distinct == 5
     assert np.isfinite(llm.score(["a"], [" x"])).all()

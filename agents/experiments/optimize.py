@@ -109,7 +109,9 @@ def pool_search(setting: Setting, reporter: ProgressReporter) -> dict[str, Any]:
 
 
 def run_method(setting: Setting, method: str, budget: int) -> dict[str, Any]:
-    """A registered policy on the dev setting: its prompt (JSON), cost, notes and curve."""
+    """A registered policy on the dev setting: its prompt (JSON), cost, notes and curve (its
+    distinct pairs its own, as in a resumed run: the pool search's count again)."""
+    setting.restart_distinct_count()
     result = get_policy(method).run(setting, budget)
     prompt = result.prompt
     if prompt is None:
@@ -288,6 +290,8 @@ def _usage(data: dict[str, Any]) -> Usage:
 
 def _total_usage(plan: OptimizePlan, pool: dict[str, Any], search: dict[str, Any],
                  scored: list[dict[str, Any]]) -> Usage:
+    """What the whole run requested: each phase once (a prompt evaluated twice counts once);
+    its distinct pairs are the phases' own, summed, as a resumed run counts them."""
     total = _usage(pool["usage"])
     if search is not pool:
         total = total + _usage(search["usage"])

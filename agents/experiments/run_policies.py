@@ -31,12 +31,14 @@ def run_policy(setting: Setting, name: str, budget: int,
     """Train (within ``budget`` LLM calls, if the policy trains) and evaluate one policy.
 
     ``name`` is a registered policy, optionally with ``@<calibration>``; ``context`` adds
-    fields to the row (the harness: the task's name and options).
+    fields to the row (the harness: the task's name and options). The row's distinct pairs
+    are the policy's own: pairs an earlier policy of the setting evaluated count again.
     """
     base, calibration = split_policy_name(name)
     policy = get_policy(base)
     if calibration is not None:
         setting = setting.calibrated(calibration)
+    setting.restart_distinct_count()
     result = policy.run(setting, budget)
     fields = {
         "seed": setting.seed,

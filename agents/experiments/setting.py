@@ -156,6 +156,13 @@ class Setting:
             self._select = self.make().unwrapped
         return self._select
 
+    def restart_distinct_count(self) -> None:
+        """Count distinct (prompt, input) pairs afresh on the shared Select env, so that the next
+        policy's row counts the pairs it evaluates even where an earlier policy of this setting
+        evaluated them too (a row's cost is what the policy would cost run alone)."""
+        if self._select is not None:
+            self._select.restart_distinct_count()
+
     def with_observations(self, **env_kwargs: Any) -> Setting:
         """A copy whose envs take more kwargs that change only what policies observe (e.g.
         ``encoder="llm"``); it shares this setting's score tables (same prompts, same inputs)."""

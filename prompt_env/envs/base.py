@@ -63,6 +63,8 @@ class PromptEnvBase(gym.Env):
       as plain data (see :meth:`llm_usage`);
     - ``use_llm(llm)``: answer with a given LLM object instead of building one
       from the ``llm`` spec (a shared server client, a custom cache file);
+    - ``restart_distinct_count()``: count distinct (prompt, input) pairs afresh, so that
+      jobs run one after another on one env each count their own (see the method);
     - ``metadata["prompt_env_kind"]``: ``"select"`` or ``"edit"``, what an
       action means, for code that must treat the two differently.
     """
@@ -257,6 +259,14 @@ class PromptEnvBase(gym.Env):
         meter = self._llm.stats.as_dict() if self._llm is not None else dict.fromkeys(COUNTERS, 0)
         return {"env_calls": self.calls_used, "episode_calls": self.episode_calls,
                 "env_tokens": self.tokens_used, **meter}
+
+    def restart_distinct_count(self) -> None:
+        """From now on, ``llm_usage()["distinct"]`` counts a (prompt, input) request that this
+        env's LLM saw before as new again (the counter stays cumulative). Call it between jobs
+        that share the env, e.g. two policies evaluated on one Select env: each job's delta is
+        then the distinct pairs it would have cost alone, whatever ran before it."""
+        if self._llm is not None:
+            self._llm.stats.forget_seen()
 
     @staticmethod
     def outcome_info(outcome: Outcome, prompt: Prompt) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class LLMStats:
     ``batches`` / tokens count what it cost. A backend keeps a meter of its
     own for the model work it did; the wrapper adds those deltas to its own.
 
+    ``forget_seen()`` starts the distinct count afresh (the counters stay cumulative), so
+    that a caller running several jobs on one LLM counts each job's own distinct requests.
+
     ``with stats.phase("train"): ...`` also adds everything counted inside
     the block to ``stats.phases["train"]`` (a phase may repeat; different phases may nest), so a
     report can say what training, dev search and test evaluation each spent.
@@ -79,6 +82,11 @@ class LLMStats:
             if key not in self._seen:
                 self._seen.add(key)
                 self.distinct += 1
+
+    def forget_seen(self) -> None:
+        """Count every request from now on as distinct the first time it comes again: the
+        ``distinct`` of work done after this call is that work's own, as if it ran alone."""
+        self._seen.clear()
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[dict[str, int]]:
