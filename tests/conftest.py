@@ -65,6 +65,12 @@ def proposer_summary():
     return _benchmark_script("proposer_summary.py", "benchmark_proposer_summary")
 
 
+@pytest.fixture(scope="session")
+def recount_distinct():
+    """``benchmarks/recount_distinct.py`` imported as a module."""
+    return _benchmark_script("recount_distinct.py", "benchmark_recount_distinct")
+
+
 def _benchmark_script(filename: str, name: str):
     import importlib.util
     import sys

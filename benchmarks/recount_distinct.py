@@ -1,0 +1,119 @@
+"""Recount the distinct pairs of results rows written before each row counted its own.
+
+    python benchmarks/recount_distinct.py benchmarks/results/proposer/results.jsonl [--write]
+
+Until commit d35cf9e the harness counted distinct (prompt, input) pairs on one LLM meter
+per (task, seed) process: a policy that shipped a prompt an earlier policy of the process
+had already scored on the test inputs (the manual prompt, a pool prompt, another search's
+winner) counted none of its test pairs, and a tie-break rescoring pairs another policy's
+tie-break had scored counted none of those. This script finds, from a row's own fields and
+no LLM calls, which rows that touched and adds the missing test pairs back where the row
+proves how many they are:
+
+- a row's test evaluation is all or nothing (one prompt on the same inputs): its recorded test
+  pairs are 0 or ``eval_calls``;
+- its training pairs are at most ``train_calls`` and at least the last ``distinct`` of its
+  search curve (counted on the policy's own Edit env), exactly that when the curve ends at
+  ``train_calls``.
+
+A row whose count can only be right is **exact**; one whose count can only hold no test pairs
+is **recounted** (``distinct_pairs`` + ``eval_calls``, and ``distinct_recount`` names what
+was added); one that could be either, or whose tie-break pairs (scored on the shared
+meter) cannot be checked this way, is **unresolved** and stays as it is: rerun it alone to
+count it. Rows that read the pool's score tables counted their test pairs in full already.
+``--write`` rewrites the file in place (atomically); without it the script only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import json  # noqa: E402
+
+from agents.experiments.files import read_jsonl, save_text  # noqa: E402
+from agents.experiments.report import ResultTable  # noqa: E402
+
+RECOUNT_FIELD = "distinct_recount"
+
+
+def test_pairs_counted(row: dict[str, Any]) -> bool | None:
+    """Whether a row's ``distinct_pairs`` holds its test pairs (None: its fields cannot tell)."""
+    distinct, train, test = (int(row[k]) for k in ("distinct_pairs", "train_calls", "eval_calls"))
+    curve = row.get("search_curve") or {}
+    own = int(curve["distinct"][-1]) if curve.get("distinct") else 0
+    if curve.get("llm_calls") and int(curve["llm_calls"][-1]) == train:
+        return distinct - own >= test  # the curve saw every training call: those pairs are own
+    if distinct - test < own:
+        return False
+    return True if distinct > train else None
+
+
+def classify(row: dict[str, Any]) -> tuple[str, int]:
+    """(verdict, test pairs to add): ``"table"`` (read the pool's score tables, counted in
+    full), ``"exact"``, ``"recounted"``, ``"unresolved"``; ``", tie-break unchecked"`` follows
+    when the row's tie-break pairs, scored on the shared meter, cannot be checked."""
+    if row.get("final_prompt") is None:
+        return "table", 0
+    unchecked = ", tie-break unchecked" if int(row.get("tie_break_calls") or 0) > 0 else ""
+    if RECOUNT_FIELD in row:
+        return "recounted" + unchecked, 0
+    counted = test_pairs_counted(row)
+    if counted is None:
+        return "unresolved", 0
+    if counted:
+        return ("exact" if not unchecked else "test pairs counted" + unchecked), 0
+    return "recounted" + unchecked, int(row["eval_calls"])
+
+
+def recount(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str, int]]]:
+    """The rows with their missing test pairs added back, and each row's verdict."""
+    out, verdicts = [], []
+    for row in rows:
+        verdict, add = classify(row)
+        verdicts.append((row, verdict, add))
+        if add:
+            row = {**row, "distinct_pairs": int(row["distinct_pairs"]) + add,
+                   RECOUNT_FIELD: f"+{add} test pairs an earlier policy of its process had scored "
+                                  "(benchmarks/recount_distinct.py)"}
+        out.append(row)
+    return out, verdicts
+
+
+def report(verdicts: list[tuple[dict[str, Any], str, int]]) -> str:
+    """How many rows got each verdict, and a table of those not plainly exact."""
+    counts = Counter(v for _, v, _ in verdicts)
+    table = ResultTable(["task", "seed", "policy", "verdict", "distinct pairs", "test pairs added"],
+                        ["left", "right", "left", "left", "right", "right"])
+    for row, verdict, add in verdicts:
+        if verdict not in ("table", "exact"):
+            table.rows.append([str(row.get("task")), str(row.get("seed")), row["policy"], verdict,
+                       str(row["distinct_pairs"]), str(add)])
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+    return f"{summary}\n\n{table.to_markdown()}\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", type=Path, help="a results.jsonl of the benchmark harness")
+    parser.add_argument("--write", action="store_true", help="rewrite the file with the recounts")
+    args = parser.parse_args(argv)
+    if not args.rows.is_file():
+        parser.error(f"{args.rows}: no such results file")
+    rows, verdicts = recount(read_jsonl(args.rows))
+    text = report(verdicts)
+    if args.write and any(add for _, _, add in verdicts):
+        save_text("".join(json.dumps(r) + "\n" for r in rows), args.rows)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
