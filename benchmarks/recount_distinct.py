@@ -27,6 +27,7 @@ count it. Rows that read the pool's score tables counted their test pairs in ful
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -35,8 +36,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
-
-import json  # noqa: E402
 
 from agents.experiments.files import read_jsonl, save_text  # noqa: E402
 from agents.experiments.report import ResultTable  # noqa: E402
