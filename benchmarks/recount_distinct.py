@@ -13,14 +13,15 @@ proves how many they are:
 - a row's test evaluation is all or nothing (one prompt on the same inputs): its recorded test
   pairs are 0 or ``eval_calls``;
 - its training pairs are at most ``train_calls`` and at least the last ``distinct`` of its
-  search curve (counted on the policy's own Edit env), exactly that when the curve ends at
-  ``train_calls``.
+  search curve (counted on the policy's own Edit env), exactly that when the curve covers
+  every training call but the tie-break's (``tie_break_calls``), so what remains is the
+  tie-break's pairs and the test pairs.
 
 A row whose count can only be right is **exact**; one whose count can only hold no test pairs
 is **recounted** (``distinct_pairs`` + ``eval_calls``, and ``distinct_recount`` names what
-was added); one that could be either, or whose tie-break pairs (scored on the shared
-meter) cannot be checked this way, is **unresolved** and stays as it is: rerun it alone to
-count it. Rows that read the pool's score tables counted their test pairs in full already.
+was added); one that could be either is **unresolved** and stays as it is: rerun it alone to
+count it. A tie-break that counted fewer distinct pairs than calls is marked **tie-break
+unchecked** (see :func:`classify`). Rows that read the pool's score tables counted their test pairs in full already.
 ``--write`` rewrites the file in place (atomically); without it the script only reports.
 """
 
@@ -43,31 +44,38 @@ from agents.experiments.report import ResultTable  # noqa: E402
 RECOUNT_FIELD = "distinct_recount"
 
 
-def test_pairs_counted(row: dict[str, Any]) -> bool | None:
-    """Whether a row's ``distinct_pairs`` holds its test pairs (None: its fields cannot tell)."""
+def counted(row: dict[str, Any]) -> tuple[bool | None, bool | None]:
+    """(are the row's test pairs in its ``distinct_pairs``?, are all its tie-break's calls?);
+    None where the row's fields cannot tell."""
     distinct, train, test = (int(row[k]) for k in ("distinct_pairs", "train_calls", "eval_calls"))
+    tie_break = int(row.get("tie_break_calls") or 0)
     curve = row.get("search_curve") or {}
     own = int(curve["distinct"][-1]) if curve.get("distinct") else 0
-    if curve.get("llm_calls") and int(curve["llm_calls"][-1]) == train:
-        return distinct - own >= test  # the curve saw every training call: those pairs are own
-    if distinct - test < own:
-        return False
-    return True if distinct > train else None
+    if curve.get("llm_calls") and int(curve["llm_calls"][-1]) == train - tie_break:
+        rest = distinct - own  # the curve saw every search call: the rest is tie-break + test
+        tested = True if rest > tie_break else False if rest < test else None
+        if tested is None or not tie_break:
+            return tested, None if tested is None else True
+        return tested, rest - (test if tested else 0) == tie_break
+    tested = False if distinct - test < own else True if distinct > train else None
+    return tested, True if not tie_break else None
 
 
 def classify(row: dict[str, Any]) -> tuple[str, int]:
     """(verdict, test pairs to add): ``"table"`` (read the pool's score tables, counted in
     full), ``"exact"``, ``"recounted"``, ``"unresolved"``; ``", tie-break unchecked"`` follows
-    when the row's tie-break pairs, scored on the shared meter, cannot be checked."""
+    when the row's tie-break, scored on the shared meter, counted fewer distinct pairs than
+    calls: another policy's tie-break may have scored them first, or a prompt and its
+    calibrated twin shared them, and the row's fields cannot tell which."""
     if row.get("final_prompt") is None:
         return "table", 0
-    unchecked = ", tie-break unchecked" if int(row.get("tie_break_calls") or 0) > 0 else ""
+    tested, tie_break = counted(row)
+    unchecked = "" if tie_break else ", tie-break unchecked"
     if RECOUNT_FIELD in row:
         return "recounted" + unchecked, 0
-    counted = test_pairs_counted(row)
-    if counted is None:
+    if tested is None:
         return "unresolved", 0
-    if counted:
+    if tested:
         return ("exact" if not unchecked else "test pairs counted" + unchecked), 0
     return "recounted" + unchecked, int(row["eval_calls"])
 

@@ -27,19 +27,20 @@ def test_rows_get_their_missing_test_pairs_back_only_when_proven(recount_distinc
         _row("opro", 96, 96, 500, (96, 96)),                            # shipped a pool prompt
         _row("edit-tabular-q", 2307, 1967, 500, (1967, 1807)),          # counted in full
         _row("evolution", 1660, 1692, 500, (1692, 1660)),                # no tie on dev: missing
-        _row("random-search", 1770, 1770, 500, (1692, 1692), 78),       # missing; tie-break unknown
-        _row("hill-climb", 2316, 1816, 500, (1700, 1700), 116),         # counted; tie-break unknown
+        _row("random-search", 1770, 1770, 500, (1692, 1692), 78),       # missing; tie-break all in
+        _row("hill-climb", 2316, 1816, 500, (1700, 1700), 116),         # all counted
+        _row("edit-tabular-q", 2209, 1770, 500, (1705, 1705), 65),      # tie-break: 4 of 65 pairs
         _row("maskable-ppo", 1200, 1240, 500, None),                     # either could hold
     ]
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = recount_distinct.main([str(path), "--write"])
     verdicts = [recount_distinct.classify(r)[0] for r in rows]
-    assert verdicts == ["table", "recounted", "exact", "recounted", "recounted, tie-break unchecked",
+    assert verdicts == ["table", "recounted", "exact", "recounted", "recounted", "exact",
                         "test pairs counted, tie-break unchecked", "unresolved"]
     after = read_jsonl(path)
-    assert [r["distinct_pairs"] for r in after] == [500, 596, 2307, 2160, 2270, 2316, 1200]
+    assert [r["distinct_pairs"] for r in after] == [500, 596, 2307, 2160, 2270, 2316, 2209, 1200]
     assert "+500 test pairs" in after[1]["distinct_recount"] and "distinct_recount" not in after[2]
-    assert "1 exact" in text and "| sst2 | 21 | opro | recounted | 96 | 500 |" in text
+    assert "2 exact" in text and "| sst2 | 21 | opro | recounted | 96 | 500 |" in text
     recount_distinct.main([str(path), "--write"])  # a recounted row is never counted twice
     assert read_jsonl(path) == after
