@@ -21,7 +21,9 @@ A row whose count can only be right is **exact**; one whose count can only hold 
 is **recounted** (``distinct_pairs`` + ``eval_calls``, and ``distinct_recount`` names what
 was added); one that could be either is **unresolved** and stays as it is: rerun it alone to
 count it. A tie-break that counted fewer distinct pairs than calls is marked **tie-break
-unchecked** (see :func:`classify`). Rows that read the pool's score tables counted their test pairs in full already.
+unchecked** (see :func:`classify`). ``--measured RERUN.jsonl`` gives rows rerun alone with
+the fixed harness: where one reproduces a row (test score, calls, prompt), its count replaces
+the row's, marked **measured**. Rows that read the pool's score tables counted their test pairs in full already.
 ``--write`` rewrites the file in place (atomically); without it the script only reports.
 """
 
@@ -42,6 +44,9 @@ from agents.experiments.files import read_jsonl, save_text  # noqa: E402
 from agents.experiments.report import ResultTable  # noqa: E402
 
 RECOUNT_FIELD = "distinct_recount"
+MEASURED = "measured"
+SAME_RUN = ("test_score", "llm_calls", "train_calls", "eval_calls", "final_prompt", "tie_break_calls")
+"""Fields a rerun of a row must reproduce for its count to replace the row's."""
 
 
 def counted(row: dict[str, Any]) -> tuple[bool | None, bool | None]:
@@ -69,6 +74,8 @@ def classify(row: dict[str, Any]) -> tuple[str, int]:
     calibrated twin shared them, and the row's fields cannot tell which."""
     if row.get("final_prompt") is None:
         return "table", 0
+    if str(row.get(RECOUNT_FIELD, "")).startswith(MEASURED):
+        return "measured", 0
     tested, tie_break = counted(row)
     unchecked = "" if tie_break else ", tie-break unchecked"
     if RECOUNT_FIELD in row:
@@ -80,10 +87,31 @@ def classify(row: dict[str, Any]) -> tuple[str, int]:
     return "recounted" + unchecked, int(row["eval_calls"])
 
 
-def recount(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str, int]]]:
-    """The rows with their missing test pairs added back, and each row's verdict."""
+def _key(row: dict[str, Any]) -> tuple[Any, Any, str]:
+    return row.get("task"), row.get("seed"), row["policy"]
+
+
+def measure(row: dict[str, Any], alone: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``row`` with the distinct pairs its rerun ``alone`` (same row, fixed harness) counted."""
+    for field in SAME_RUN:
+        if row.get(field) != alone.get(field):
+            raise ValueError(f"{source}: the rerun of {_key(row)} differs in {field!r} "
+                             f"({alone.get(field)!r}, committed {row.get(field)!r}), so it is "
+                             "not the same run; rerun that row again or leave it out")
+    return {**row, "distinct_pairs": int(alone["distinct_pairs"]),
+            RECOUNT_FIELD: f"{MEASURED}: the row rerun alone counted {alone['distinct_pairs']} "
+                           f"(was {row['distinct_pairs']})"}
+
+
+def recount(rows: list[dict[str, Any]], measured: dict[tuple[Any, Any, str], dict[str, Any]] | None = None,
+            source: Path = Path("rerun")) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str, int]]]:
+    """The rows with their missing test pairs added back, or with the count of their rerun
+    alone where ``measured`` has one, and each row's verdict."""
     out, verdicts = [], []
     for row in rows:
+        alone = (measured or {}).get(_key(row))
+        if alone is not None:
+            row = measure(row, alone, source)
         verdict, add = classify(row)
         verdicts.append((row, verdict, add))
         if add:
@@ -110,14 +138,23 @@ def report(verdicts: list[tuple[dict[str, Any], str, int]]) -> str:
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rows", type=Path, help="a results.jsonl of the benchmark harness")
+    parser.add_argument("--measured", type=Path, action="append", default=[],
+                        help="results.jsonl of rows rerun alone with the fixed harness: their "
+                             "counts replace the rows' (test score, calls and prompt must match)")
     parser.add_argument("--write", action="store_true", help="rewrite the file with the recounts")
     args = parser.parse_args(argv)
-    if not args.rows.is_file():
-        parser.error(f"{args.rows}: no such results file")
-    rows, verdicts = recount(read_jsonl(args.rows))
+    for path in [args.rows, *args.measured]:
+        if not path.is_file():
+            parser.error(f"{path}: no such results file")
+    rows = read_jsonl(args.rows)
+    measured = {_key(r): r for path in args.measured for r in read_jsonl(path)}
+    try:
+        new, verdicts = recount(rows, measured, Path(", ".join(map(str, args.measured))))
+    except ValueError as error:
+        parser.error(str(error))
     text = report(verdicts)
-    if args.write and any(add for _, _, add in verdicts):
-        save_text("".join(json.dumps(r) + "\n" for r in rows), args.rows)
+    if args.write and new != rows:
+        save_text("".join(json.dumps(r) + "\n" for r in new), args.rows)
     print(text)
     return text
 

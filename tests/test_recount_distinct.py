@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agents.experiments.files import read_jsonl
 
 
@@ -44,3 +46,19 @@ def test_rows_get_their_missing_test_pairs_back_only_when_proven(recount_distinc
     assert "2 exact" in text and "| sst2 | 21 | opro | recounted | 96 | 500 |" in text
     recount_distinct.main([str(path), "--write"])  # a recounted row is never counted twice
     assert read_jsonl(path) == after
+
+
+def test_a_row_rerun_alone_gives_its_measured_count(recount_distinct, tmp_path) -> None:
+    committed = _row("edit-tabular-q", 2113, 1770, 500, (1705, 1609), 65)  # tie-break: 4 of 65
+    assert recount_distinct.classify(committed)[0] == "test pairs counted, tie-break unchecked"
+    path, rerun = tmp_path / "results.jsonl", tmp_path / "alone.jsonl"
+    path.write_text(json.dumps(committed) + "\n")
+    rerun.write_text(json.dumps({**committed, "distinct_pairs": 2143, "wall_s": 73.0}) + "\n")
+    text = recount_distinct.main([str(path), "--measured", str(rerun), "--write"])
+    (row,) = read_jsonl(path)
+    assert row["distinct_pairs"] == 2143 and row["distinct_recount"].startswith("measured")
+    assert "1 measured" in text and recount_distinct.classify(row) == ("measured", 0)
+    rerun.write_text(json.dumps({**committed, "test_score": 0.85}) + "\n")  # another run
+    with pytest.raises(SystemExit):
+        recount_distinct.main([str(path), "--measured", str(rerun)])
+    assert read_jsonl(path) == [row]
