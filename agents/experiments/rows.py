@@ -6,9 +6,9 @@ evaluations) builds a :class:`ResultRow` and stores ``as_dict()``. Its costs are
 measured :class:`~agents.experiments.usage.Usage` values: ``llm_calls`` = training (or
 selection) + evaluation calls requested, cached or not; ``distinct_pairs`` = the distinct
 (prompt, input) pairs among them, counted as if the policy ran alone; ``proposer_calls`` /
-``proposer_tokens`` = what an instruction-writing LLM was asked, apart from the task LLM's calls (0 for most policies); ``wall_s`` = the measured time of the work done for
-this row alone. :mod:`~agents.experiments.report` and :mod:`~agents.experiments.plots`
-read the dicts.
+``proposer_tokens`` = what an instruction-writing LLM was asked, apart from the task LLM's
+calls (0 for most policies); ``wall_s`` = the measured time of the work done for this row
+alone. :mod:`~agents.experiments.report` and :mod:`~agents.experiments.plots` read the dicts.
 """
 
 from __future__ import annotations
