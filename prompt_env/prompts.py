@@ -148,6 +148,12 @@ class Prompt:
     def replace(self, **changes: object) -> Prompt:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def unnamed(self) -> Prompt:
+        """This prompt without its name. Two prompts that ask the LLM the same thing compare
+        equal this way, whatever they are called (a pool names its prompts, an Edit env by
+        their edits, so a search can ship a pool prompt under another name)."""
+        return dataclasses.replace(self, name="")
+
     def to_json(self) -> dict[str, object]:
         """Every field as plain JSON data (the template in full): :meth:`from_json` rebuilds
         the same prompt, e.g. from ``best_prompt.json`` or a run's saved state."""

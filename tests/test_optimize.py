@@ -217,3 +217,27 @@ def test_the_budget_rule_matches_its_committed_rows(shared_data_dir, monkeypatch
         assert 100 * statistics.mean(fixed) == pytest.approx(evidence.best_fixed, abs=0.01)
     ahead = [e.budget_pool_costs for e in RULE_EVIDENCE if e.search > e.best_fixed]
     assert BUDGET_RULE <= min(ahead) and BUDGET_RULE > min(ahead) - 0.5
+
+
+def test_each_held_out_evaluation_counts_its_own_pairs_and_a_renamed_prompt_is_scored_once(reviews):
+    """The winner of a search is often a pool prompt under the Edit env's name: it is scored
+    once (marked ``same_as``), not again from the cache with no distinct pairs of its own. A
+    calibration twin asks the LLM the very pairs of its raw prompt: its entry still counts them,
+    as if evaluated alone. Real model, real SST-2 sentences."""
+    from agents.experiments.optimize import evaluate_prompts
+    from agents.experiments.setting import Setting
+    from agents.progress import reporter_for
+    from prompt_env.calibration import CONTENT_FREE_INPUTS
+
+    setting = Setting.for_task(str(reviews), split="test", test_limit=4, dev_limit=2)
+    pool = setting.select_env().prompts
+    renamed = pool[1].replace(name="edit: set instruction 1")
+    twin = pool[1].replace(calibration="content-free")
+    entries = evaluate_prompts(setting, [pool[0], pool[1], renamed, twin], reporter_for(False), None)
+
+    assert [e.get("same_as") for e in entries] == [None, None, 1, None]
+    assert entries[2]["score"] == entries[1]["score"] and entries[2]["usage"] == entries[1]["usage"]
+    premises = len(CONTENT_FREE_INPUTS)  # the twin's calibration reads them, once
+    assert [entries[i]["usage"]["calls"] for i in (0, 1, 3)] == [4, 4, 4 + premises]
+    assert all(entries[i]["usage"]["distinct"] == entries[i]["usage"]["calls"] for i in (0, 1, 3))
+    assert setting.select_env().llm_usage()["calls"] == 12 + premises  # the renamed one asked nothing

@@ -135,14 +135,18 @@ def search_curve_points(extra: dict[str, Any]) -> tuple[list[float], list[float]
 
 def evaluate_prompts(setting: Setting, prompts: Sequence[Any], reporter: ProgressReporter,
                      extra_metric: str | None) -> list[dict[str, Any]]:
-    """Test score (and ``extra_metric``, e.g. token F1) and cost of each prompt; a prompt
-    listed twice is scored once."""
+    """Test score (and ``extra_metric``, e.g. token F1) and cost of each prompt. A prompt
+    listed again, under any name (the winner is often a pool prompt), is scored once; each
+    prompt scored counts its own distinct pairs, as if evaluated alone (a calibration twin
+    asks the LLM the same pairs as its raw prompt)."""
     env = setting.select_env()
+    keys = [prompt.unnamed() for prompt in prompts]
     scored: dict[Any, dict[str, Any]] = {}
-    bar = reporter.add(f"held-out test: {len(set(prompts))} prompts", len(set(prompts)))
-    for prompt in prompts:
-        if prompt in scored:
+    bar = reporter.add(f"held-out test: {len(set(keys))} prompts", len(set(keys)))
+    for prompt, key in zip(prompts, keys, strict=True):
+        if key in scored:
             continue
+        env.restart_distinct_count()
         with measured(env) as usage:
             scores = env.score_prompts([prompt], "test", reward=setting.resolved_metric,
                                        limit=setting.test_limit)
@@ -150,15 +154,14 @@ def evaluate_prompts(setting: Setting, prompts: Sequence[Any], reporter: Progres
         if extra_metric is not None:  # the same generations, read by another metric: cached
             entry[extra_metric] = float(env.score_prompts([prompt], "test", reward=extra_metric,
                                                           limit=setting.test_limit).mean())
-        scored[prompt] = entry
+        scored[key] = entry
         meter = env.llm_usage()
         reporter.update(bar, completed=len(scored),
                         status=f"LLM calls {meter['calls']} | cache hits {meter['cache_hits']}")
-    # a prompt listed again (the winner is often the best pool prompt) repeats the first entry,
-    # marked so that its cost is counted once
-    first = {p: prompts.index(p) for p in scored}
-    return [{**scored[p], "same_as": first[p]} if first[p] != i else scored[p]
-            for i, p in enumerate(prompts)]
+    # a prompt listed again repeats the first entry, marked so that its cost is counted once
+    first = {key: keys.index(key) for key in scored}
+    return [{**scored[key], "same_as": first[key]} if first[key] != i else scored[key]
+            for i, key in enumerate(keys)]
 
 
 def answer_examples(setting: Setting, named: Sequence[tuple[str, Any]],

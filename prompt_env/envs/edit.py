@@ -725,7 +725,7 @@ class PromptEditEnv(PromptEnvBase):
 
 def memo_key(prompt: Prompt) -> Prompt:
     """What the env remembers a prompt's score under: two slot layouts can be one prompt."""
-    return dataclasses.replace(prompt, name="")
+    return prompt.unnamed()
 
 
 def accepted(outcome: Any) -> bool:
