@@ -33,6 +33,7 @@ TEST_LIMITS = {"sst2": 500, "agnews": 200}
 """The edit-search benchmark's fixed test subsets (the first N test inputs)."""
 EDIT_SEARCH_ROWS = ROOT / "benchmarks" / "results" / "edit_search" / "results.jsonl"
 """The harness's edit-search rows (same splits, seeds and test inputs; no tie-break)."""
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "optimize"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--budget", default="heavy", help="LLM calls or a preset (default heavy)")
     parser.add_argument("--data-dir", help="task data directory (else $PROMPT_ENV_DATA)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "optimize")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--report-only", action="store_true", help="only rewrite README.md")
     return parser.parse_args(argv)
 
@@ -81,6 +82,14 @@ def other_budgets(out: Path) -> ResultTable:
                                f"{statistics.mean(a['llm_calls'] for a, _ in pairs):.0f} / "
                                f"{statistics.mean(b['llm_calls'] for _, b in pairs):.0f}"])
     return table
+
+
+def commands(out: Path, budget: str, tasks: list[str]) -> list[str]:
+    """The command lines that write ``out``'s runs, a process per task."""
+    where = "" if out.resolve() == DEFAULT_OUT else (
+        f" --out {out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out}")
+    return [f"PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks {task} --budget {budget}"
+            f"{where} --data-dir ../shared/data" for task in tasks]
 
 
 def summary(out: Path, budget: str) -> str:
@@ -132,10 +141,7 @@ def summary(out: Path, budget: str) -> str:
         "manual prompt are scored on the same inputs, once, after the choice.",
         "",
         "```",
-        "PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks sst2 --budget heavy "
-        "--data-dir ../shared/data",
-        "PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks agnews --budget heavy "
-        "--data-dir ../shared/data",
+        *commands(out, budget, sorted(gains)),
         "```",
         "",
         means.to_markdown(),

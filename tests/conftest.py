@@ -92,3 +92,9 @@ def pytest_configure(config):
 
     if "PROMPT_ENV_CACHE" not in os.environ:
         os.environ["PROMPT_ENV_CACHE"] = str(Path(tempfile.mkdtemp(prefix="prompt-env-test-")) / "responses.sqlite")
+
+
+@pytest.fixture(scope="session")
+def optimize_grid():
+    """``benchmarks/optimize_grid.py`` imported as a module."""
+    return _benchmark_script("optimize_grid.py", "benchmark_optimize_grid")
