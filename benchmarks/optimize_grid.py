@@ -86,8 +86,9 @@ def other_budgets(out: Path) -> ResultTable:
 
 def commands(out: Path, budget: str, tasks: list[str]) -> list[str]:
     """The command lines that write ``out``'s runs, a process per task."""
-    where = "" if out.resolve() == DEFAULT_OUT else (
-        f" --out {out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out}")
+    folder = out.resolve()
+    shown = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else out
+    where = "" if folder == DEFAULT_OUT else f" --out {shown}"
     return [f"PROMPT_ENV_THREADS=1 python benchmarks/optimize_grid.py --tasks {task} --budget {budget}"
             f"{where} --data-dir ../shared/data" for task in tasks]
 

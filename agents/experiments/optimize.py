@@ -141,25 +141,25 @@ def evaluate_prompts(setting: Setting, prompts: Sequence[Any], reporter: Progres
     asks the LLM the same pairs as its raw prompt)."""
     env = setting.select_env()
     keys = [prompt.unnamed() for prompt in prompts]
+    first: dict[Any, int] = {}  # each prompt (by what it asks) at its first place in the list
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
     scored: dict[Any, dict[str, Any]] = {}
-    bar = reporter.add(f"held-out test: {len(set(keys))} prompts", len(set(keys)))
-    for prompt, key in zip(prompts, keys, strict=True):
-        if key in scored:
-            continue
+    bar = reporter.add(f"held-out test: {len(first)} prompts", len(first))
+    for key, i in first.items():
         env.restart_distinct_count()
         with measured(env) as usage:
-            scores = env.score_prompts([prompt], "test", reward=setting.resolved_metric,
+            scores = env.score_prompts([prompts[i]], "test", reward=setting.resolved_metric,
                                        limit=setting.test_limit)
         entry = {"score": float(scores.mean()), "usage": dataclasses.asdict(usage())}
         if extra_metric is not None:  # the same generations, read by another metric: cached
-            entry[extra_metric] = float(env.score_prompts([prompt], "test", reward=extra_metric,
+            entry[extra_metric] = float(env.score_prompts([prompts[i]], "test", reward=extra_metric,
                                                           limit=setting.test_limit).mean())
         scored[key] = entry
         meter = env.llm_usage()
         reporter.update(bar, completed=len(scored),
                         status=f"LLM calls {meter['calls']} | cache hits {meter['cache_hits']}")
     # a prompt listed again repeats the first entry, marked so that its cost is counted once
-    first = {key: keys.index(key) for key in scored}
     return [{**scored[key], "same_as": first[key]} if first[key] != i else scored[key]
             for i, key in enumerate(keys)]
 

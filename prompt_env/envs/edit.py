@@ -198,7 +198,8 @@ class PromptEditEnv(PromptEnvBase):
         self.max_edits = max_edits
         self.minibatch_size = len(self.examples) if minibatch_size is None else minibatch_size
         self.fixed_minibatch = fixed_minibatch
-        # fixed minibatch: every prompt scored (keyed without its name): score, outcomes, prompt
+        # fixed minibatch: every prompt scored, by prompt.unnamed() (two slot layouts, two
+        # names, can be one prompt): score, outcomes, prompt
         self._memo: dict[Prompt, tuple[float, list[Any], Prompt]] = {}
         self._calibrated: set[Prompt] = set()  # prompts whose calibration premises this env paid for
         self.n_slots = n_slots
@@ -366,7 +367,7 @@ class PromptEditEnv(PromptEnvBase):
 
     def _outcomes_of(self, config: PromptState | dict[str, Any] | None) -> list[Any] | None:
         prompt = self.prompt if config is None else self.prompt_of(config)
-        key = memo_key(prompt)
+        key = prompt.unnamed()
         if key in self._memo:
             return list(self._memo[key][1])
         if config is None or prompt == self.prompt:
@@ -588,7 +589,7 @@ class PromptEditEnv(PromptEnvBase):
     # -------------------------------------------------------------- scoring
     def score_prompt(self, prompt: Prompt) -> float | None:
         """Mean reward of ``prompt`` on the episode's minibatch (None: budget exhausted)."""
-        key = memo_key(prompt)
+        key = prompt.unnamed()
         if self._remembered(prompt):
             score, self._last_outcomes, _ = self._memo[key]
             return score
@@ -613,7 +614,7 @@ class PromptEditEnv(PromptEnvBase):
 
     def _remembered(self, prompt: Prompt) -> bool:
         """Whether the fixed minibatch already scored ``prompt`` (scoring it again is free)."""
-        return self.fixed_minibatch and memo_key(prompt) in self._memo
+        return self.fixed_minibatch and prompt.unnamed() in self._memo
 
     def _can_score(self, prompt: Prompt) -> bool:
         """Whether the budget left pays for scoring ``prompt`` now: its minibatch and premises,
@@ -626,7 +627,7 @@ class PromptEditEnv(PromptEnvBase):
         from prompt_env.calibration import CONTENT_FREE_INPUTS
 
         method = prompt.calibration or self.calibration
-        if method is None or memo_key(prompt) in self._calibrated:
+        if method is None or prompt.unnamed() in self._calibrated:
             return 0
         return len(CONTENT_FREE_INPUTS) if method == "content-free" else 1
 
@@ -721,11 +722,6 @@ class PromptEditEnv(PromptEnvBase):
             f"exemplars {list(p.exemplars)} | verbalizer {list(p.verbalizer) if p.verbalizer else None}"
             f"{' | calibration ' + str(p.calibration) if self.calibrations else ''}"
         )
-
-
-def memo_key(prompt: Prompt) -> Prompt:
-    """What the env remembers a prompt's score under: two slot layouts can be one prompt."""
-    return prompt.unnamed()
 
 
 def accepted(outcome: Any) -> bool:
