@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from prompt_env.calibration import (  # re-exported: calibration is a scoring op
     clear_calibration_cache,
     pmi_premise,
 )
+from prompt_env.errors import PromptTooLongError
 from prompt_env.llm.base import LLM, PromptInput
 from prompt_env.prompts import Prompt
 from prompt_env.rewards import Reward
@@ -69,6 +70,10 @@ class Outcome:
     None without calibration (then those used ``label_logprobs``)."""
     calibration: str | None = None
     """The calibration method used (``"content-free"``, ``"pmi"``), or None."""
+    fits: bool = True
+    """False when the rendered prompt (or its calibration premise) does not fit the model's
+    context: the model gave no answer, and the pair is scored as the worst answer (see
+    :func:`answers_that_fit`)."""
 
 
 def prompt_as_text(prompt: PromptInput) -> str:
@@ -76,6 +81,36 @@ def prompt_as_text(prompt: PromptInput) -> str:
     if isinstance(prompt, str):
         return prompt
     return "\n".join(f"[{m['role']}] {m['content']}" for m in prompt)
+
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+def answers_that_fit(answer: Callable[[list[Item]], Sequence[Answer]],
+                     items: Sequence[Item]) -> list[Answer | None]:
+    """``answer(items)``, with None for each item the LLM cannot read (PromptTooLongError).
+
+    A batch that raises is halved until the items that do not fit stand alone, so one
+    over-long prompt costs a few extra requests (the local backend checks lengths before it
+    computes anything) instead of the whole run. Pairs with no answer are scored as the worst
+    answer: an empty generation, or a classification that gives the gold label no probability.
+    """
+    items = list(items)
+    if not items:
+        return []
+    try:
+        return list(answer(items))
+    except PromptTooLongError:
+        if len(items) == 1:
+            return [None]
+        half = len(items) // 2
+        return answers_that_fit(answer, items[:half]) + answers_that_fit(answer, items[half:])
+
+
+NO_ANSWER_LOGPROB = -1e9
+"""The gold label's log-probability in the row that scores a classification pair the model
+could not read: no probability on the gold label, the rest shared by the other labels."""
 
 
 def resolve_reward(task: Task, reward: str | Reward | None) -> Reward:
@@ -172,44 +207,67 @@ def _evaluate_classification(
         check_verbalizer(prompt, task)
         groups.setdefault((tuple(prompt.verbalizer or ()), prompt.chat), []).append(i)
     logprobs = np.zeros((len(pairs), task.num_labels))
+    fits = np.ones(len(pairs), dtype=bool)
     requests = [([rendered[i] for i in indices], pairs[indices[0]][0].choices())
                 for indices in groups.values()]
-    # one request per choice set; a backend may run them all in shared forward passes
-    for indices, values in zip(groups.values(), llm.score_many(requests), strict=True):
-        logprobs[indices] = np.asarray(values)
+    try:  # one request per choice set; a backend may run them all in shared forward passes
+        answered: list[Any] = list(llm.score_many(requests))
+    except PromptTooLongError:  # some prompt does not fit: find which, request by request
+        answered = [answers_that_fit(lambda batch, c=choices: list(llm.score(batch, c)), prompts)
+                    for prompts, choices in requests]
+    for indices, values in zip(groups.values(), answered, strict=True):
+        for i, row in zip(indices, values, strict=True):
+            if row is None:
+                fits[i] = False
+            else:
+                logprobs[i] = np.asarray(row)
     # a prompt's own calibration wins over the call's
     methods = [prompt.calibration or calibration for prompt, _ in pairs]
     used = logprobs
     if any(methods):
-        corrections: dict[tuple[Prompt, str], np.ndarray] = {}
+        corrections: dict[tuple[Prompt, str], np.ndarray | None] = {}
         for method in dict.fromkeys(m for m in methods if m):
             check_calibration(method)
-            distinct = list(dict.fromkeys(p for (p, _), m in zip(pairs, methods) if m == method))
-            for prompt, correction in zip(distinct, calibration_logprobs(llm, task, distinct, method)):
+            distinct = list(dict.fromkeys(p for (p, _), m, f in zip(pairs, methods, fits) if m == method and f))
+            found = answers_that_fit(lambda batch, m=method: calibration_logprobs(llm, task, batch, m), distinct)
+            for prompt, correction in zip(distinct, found, strict=True):
                 corrections[prompt, method] = correction
-        used = np.stack([calibrate(logprobs[i], corrections[prompt, method]) if method else logprobs[i]
-                         for i, ((prompt, _), method) in enumerate(zip(pairs, methods))])
+        for i, ((prompt, _), method) in enumerate(zip(pairs, methods)):
+            if method and fits[i] and corrections[prompt, method] is None:
+                fits[i] = False  # its calibration premise does not fit: no calibrated answer
+        used = np.stack([calibrate(logprobs[i], corrections[prompt, method]) if method and fits[i]
+                         else logprobs[i] for i, ((prompt, _), method) in enumerate(zip(pairs, methods))])
     outcomes = []
     for i, (prompt, example) in enumerate(pairs):
-        row = used[i]
         assert prompt.verbalizer is not None
+        row = used[i] if fits[i] else _no_answer_row(task.num_labels, example)
         accuracy = reward_lib.accuracy(row, example)
         metrics = {"accuracy": accuracy, "margin": reward_lib.label_margin(row, example)}
         score = float(reward(row, example))
+        calibrated = methods[i] is not None and bool(fits[i])
         outcomes.append(
             Outcome(
                 score=score,
                 correct=accuracy == 1.0,
-                prediction=prompt.verbalizer[int(np.argmax(row))],
+                prediction=prompt.verbalizer[int(np.argmax(row))] if fits[i] else "",
                 reference=prompt.answer_text(example),
-                label_logprobs=[float(v) for v in logprobs[i]],
+                label_logprobs=[float(v) for v in logprobs[i]] if fits[i] else None,
                 prompt_text=prompt_as_text(rendered[i]),
                 metrics=metrics,
-                calibrated_logprobs=None if methods[i] is None else [float(v) for v in row],
+                calibrated_logprobs=[float(v) for v in row] if calibrated else None,
                 calibration=methods[i],
+                fits=bool(fits[i]),
             )
         )
     return outcomes
+
+
+def _no_answer_row(num_labels: int, example: Example) -> np.ndarray:
+    """Label scores of a pair the model could not read: the gold label gets no probability."""
+    row = np.zeros(num_labels)
+    if example.label is not None and 0 <= example.label < num_labels:
+        row[example.label] = NO_ANSWER_LOGPROB
+    return row
 
 
 def clean_generation(text: str) -> str:
@@ -229,14 +287,19 @@ def _evaluate_generation(
     max_new_tokens: int,
 ) -> list[Outcome]:
     texts: list[str] = [""] * len(pairs)
+    fits = [True] * len(pairs)
     for chat in (False, True):
         indices = [i for i, (prompt, _) in enumerate(pairs) if prompt.chat == chat]
         if not indices:
             continue
         stop = None if chat else list(PLAIN_STOP)
-        outputs = llm.generate([rendered[i] for i in indices], max_new_tokens, stop)
+        outputs = answers_that_fit(lambda batch, s=stop: llm.generate(batch, max_new_tokens, s),
+                                   [rendered[i] for i in indices])
         for i, text in zip(indices, outputs, strict=True):
-            texts[i] = clean_generation(text)
+            if text is None:
+                fits[i] = False  # no answer: scored as an empty generation
+            else:
+                texts[i] = clean_generation(text)
     metric = reward_lib.get_reward(task.metric)
     exact = reward_lib.get_reward("exact_match")
     outcomes = []
@@ -255,6 +318,7 @@ def _evaluate_generation(
                 label_logprobs=None,
                 prompt_text=prompt_as_text(rendered[i]),
                 metrics=metrics,
+                fits=fits[i],
             )
         )
     return outcomes

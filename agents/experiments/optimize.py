@@ -178,6 +178,8 @@ def answer_examples(setting: Setting, named: Sequence[tuple[str, Any]],
         answers = {}
         for (name, _), outcome in zip(named, row, strict=True):
             answer: dict[str, Any] = {"answer": outcome.prediction, "score": round(outcome.score, 4)}
+            if not outcome.fits:  # the prompt and this input exceed the model's context
+                answer["fits"] = False
             scores = outcome.calibrated_logprobs or outcome.label_logprobs
             if scores is not None:
                 probabilities = np.exp(np.asarray(scores) - np.max(scores))

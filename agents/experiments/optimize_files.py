@@ -199,6 +199,10 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
     return "\n".join(lines)
 
 
+NO_ROOM = "(too long for the model)"
+"""An answer cell whose prompt and input did not fit the model's context."""
+
+
 def _cell(text: str, width: int = 90) -> str:
     """Table-safe text: one line, pipes escaped, cut at ``width`` characters."""
     flat = " ".join(str(text).split()).replace("|", "\\|")
@@ -220,10 +224,15 @@ def answers_section(examples: list[dict[str, Any]]) -> list[str]:
             answer = example["answers"][name]
             mark = "✓" if answer["score"] >= 1.0 or (answer["score"] > 0 and "probability" not in answer) else "✗"
             prob = f" (p={answer['probability']:.2f})" if "probability" in answer else ""
-            cells.append(f"{mark} {_cell(answer['answer'], 50)}{prob}")
+            said = _cell(answer["answer"], 50) if answer.get("fits", True) else NO_ROOM
+            cells.append(f"{mark} {said}{prob}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "✓/✗: the answer's reward on that input is full / not full (generation: any "
-                  "credit counts as ✓). p: the answer's probability among the label words.", ""]
+    legend = ("✓/✗: the answer's reward on that input is full / not full (generation: any "
+              "credit counts as ✓). p: the answer's probability among the label words.")
+    if any(not a.get("fits", True) for example in examples for a in example["answers"].values()):
+        legend += (f" {NO_ROOM}: that input with the prompt exceeds the model's context; the pair "
+                   "is scored as no answer.")
+    lines += ["", legend, ""]
     return lines
 
 
