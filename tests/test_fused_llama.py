@@ -150,3 +150,23 @@ def test_packed_mask_keeps_sequences_apart():
     assert mask[1].tolist() == [True, True, True, True, True, False, False, False]
     assert mask[2].tolist() == [False, False, False, False, False, True, False, False]
     assert mask[4].tolist() == [False, False, False, False, False, True, True, True]
+
+
+def test_generation_reusing_a_shared_prefix_equals_generation_without(default_backend):
+    """Few-shot prompts share their instruction and exemplars: generated once over that prefix
+    (its keys and values copied per row, padding between it and each row's own tokens), the
+    greedy answers are those of the plain path, with and without stop strings."""
+    make = lambda **options: HFCausalLM(default_backend.model, default_backend.tokenizer,  # noqa: E731
+                                        name="t", identity="t", **options)
+    prompts = [FEW_SHOT.format(s) for s in SENTENCES] + [
+        f"Is this review good or bad? {s}\nAnswer:" for s in SENTENCES[:2]] + [
+        [{"role": "user", "content": f"Say in three words why: {SENTENCES[0]}"}]]
+    plain, reused = make(prefix_reuse=False), make()
+    for stop in (["\n"], None):
+        want = plain.generate(prompts, max_new_tokens=10, stop=stop)
+        assert reused.generate(prompts, max_new_tokens=10, stop=stop) == want
+        assert reused.generate(prompts[2:4], max_new_tokens=10, stop=stop) == want[2:4]
+    assert all(want[:len(SENTENCES)])  # every few-shot row answered something
+    # the shared prefix was read once per call, not once per row
+    assert reused.stats.prompt_tokens < 0.6 * plain.stats.prompt_tokens
+    assert len(reused.prefix_cache) >= 1

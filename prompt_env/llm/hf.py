@@ -14,9 +14,11 @@ log-probabilities to float32 rounding. Speed comes from these things, each check
 against the plain path in tests:
 
 * batching with padding done right (right padding for scoring, where only
-  real positions are read; left padding for generation);
-* prefix reuse: prompts that share their first tokens (same instruction and
-  exemplars, different input) share one forward pass over those tokens. The
+  real positions are read; left padding for generation, or padding between a
+  shared prefix and each prompt's own tokens);
+* prefix reuse, in scoring and generation: prompts that share their first tokens
+  (same instruction and exemplars, different input) share one forward pass over
+  those tokens. The
   shared part is found on the *token* sequences of the full prompts, never by
   tokenizing prefix and suffix separately, so the reused path reads exactly
   the tokens the plain path reads;
@@ -315,6 +317,8 @@ class HFCausalLM(TransformersEngine, LLM):
 
     # --------------------------------------------------------------- generation
     def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
+        """Greedy generation, batched; prompts that share a long prefix (the instruction and
+        exemplars) continue one forward pass over it (its key/value cache, as in scoring)."""
         import torch
 
         contexts = self.encode_many([self.prompt_text(p) for p in prompts])
@@ -322,41 +326,73 @@ class HFCausalLM(TransformersEngine, LLM):
             self._check_length(i, len(ctx), max_new_tokens)
         set_threads()
         outputs: list[str] = [""] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: len(contexts[i]))
+        by_prefix: dict[tuple[int, ...] | None, list[int]] = {}
+        with torch.inference_mode(), self._lock:  # the prefix cache is shared with scoring
+            keys = self._plan_prefixes(contexts) if self.prefix_reuse else [None] * len(contexts)
+            for i, key in enumerate(keys):
+                by_prefix.setdefault(key, []).append(i)
+            for key, members in by_prefix.items():
+                layers = None
+                if key is not None:
+                    layers = self.prefix_cache.get(key)
+                    if layers is None:
+                        layers = self._prefix_layers(list(key))
+                        self.prefix_cache.put(key, layers)
+                self._generate_rows(contexts, members, list(key or ()), layers, max_new_tokens,
+                                    stop, outputs)
+        return outputs
+
+    def _generate_rows(self, contexts: list[list[int]], members: list[int], prefix: list[int],
+                       layers: list[tuple[Any, Any]] | None, max_new_tokens: int,
+                       stop: list[str] | None, outputs: list[str]) -> None:
+        """Generate for ``members`` (contexts that all start with ``prefix``, whose keys and
+        values are ``layers``) into ``outputs``. Each row is the prefix, padding, then its own
+        tokens; the attention mask hides the padding and positions continue the prefix."""
+        import torch
+
+        p = len(prefix)
+        order = sorted(members, key=lambda i: len(contexts[i]))
         pad = self.tokenizer.pad_token_id
         stop_ids = {self.tokenizer.eos_token_id}
         start = 0
-        with torch.inference_mode():
-            while start < len(order):
-                width = len(contexts[order[min(len(order) - 1, start)]]) + max_new_tokens
-                size = max(1, min(16, TOKENS_PER_FORWARD // max(width, 1)))
-                chunk = order[start : start + size]
-                start += len(chunk)
-                width = max(len(contexts[i]) for i in chunk)
-                # left padding, so that generated tokens line up; made on the model's device
-                ids = torch.tensor([[pad] * (width - len(contexts[i])) + contexts[i] for i in chunk],
-                                   dtype=torch.long, device=self.device)
-                mask = torch.tensor([[0] * (width - len(contexts[i])) + [1] * len(contexts[i]) for i in chunk],
-                                    dtype=torch.long, device=self.device)
-                generated = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    pad_token_id=pad,
-                    eos_token_id=list(stop_ids),
-                    stop_strings=list(stop) if stop else None,
-                    tokenizer=self.tokenizer if stop else None,
-                )[:, width:].cpu().tolist()  # one read-back per batch
-                self.stats.batches += 1
-                self.stats.prompt_tokens += sum(len(contexts[i]) for i in chunk)
-                for r, i in enumerate(chunk):
-                    tokens = [t for t in generated[r] if t not in stop_ids and t != pad]
-                    self.stats.generated_tokens += len(tokens)
-                    text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                    outputs[i] = cut_at_stop(text, stop)
-        return outputs
+        while start < len(order):
+            width = len(contexts[order[start]]) - p + max_new_tokens
+            size = max(1, min(16, TOKENS_PER_FORWARD // max(width, 1)))
+            chunk = order[start : start + size]
+            start += len(chunk)
+            width = max(len(contexts[i]) - p for i in chunk)
+            rows = [contexts[i][p:] for i in chunk]
+            # the padding sits between the prefix and each row's own tokens (left of them
+            # without a prefix), so that generated tokens line up; made on the model's device
+            ids = torch.tensor([prefix + [pad] * (width - len(r)) + r for r in rows],
+                               dtype=torch.long, device=self.device)
+            mask = torch.tensor([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows],
+                                dtype=torch.long, device=self.device)
+            cached = {}
+            if layers is not None:  # one copy of the prefix's keys and values per row
+                n = len(chunk)
+                cached[self._cache_kwarg] = self._new_cache(
+                    [(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
+                     for k, v in layers])
+            generated = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=pad,
+                eos_token_id=list(stop_ids),
+                stop_strings=list(stop) if stop else None,
+                tokenizer=self.tokenizer if stop else None,
+                **cached,
+            )[:, p + width:].cpu().tolist()  # one read-back per batch
+            self.stats.batches += 1
+            self.stats.prompt_tokens += sum(len(r) for r in rows)
+            for r, i in enumerate(chunk):
+                tokens = [t for t in generated[r] if t not in stop_ids and t != pad]
+                self.stats.generated_tokens += len(tokens)
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                outputs[i] = cut_at_stop(text, stop)
 
     # --------------------------------------------------------------- embedding
     def embed(self, texts: Sequence[str]) -> np.ndarray:
