@@ -153,6 +153,11 @@ def test_a_killed_run_restarts_and_ends_with_the_same_result(reviews, tmp_path):
     killed_rows, fresh_rows = (json.loads((d / "results.json").read_text()) for d in (out, fresh))
     keys = ("policy", "test_score", "llm_calls", "distinct_pairs", "train_calls", "eval_calls")
     assert [{k: r[k] for k in keys} for r in killed_rows] == [{k: r[k] for k in keys} for r in fresh_rows]
+    # the report's verdict names the best pool prompt as well as the manual one
+    best, winner = fresh_rows[1], fresh_rows[-1]
+    assert best["policy"] == "best-fixed-on-dev"
+    gain = winner["test_score"] - best["test_score"]
+    assert f"the best pool prompt on dev ({best['test_score']:.3f}, {gain:+.3f})" in (fresh / "report.md").read_text()
 
 
 def test_mlflow_tracking_to_a_local_file_store(reviews, tmp_path):

@@ -134,6 +134,20 @@ def _is_edit_search(config: dict[str, Any]) -> bool:
     return uses_edit_env(str(config["policy"]))
 
 
+def _against_the_pool(rows: list[dict[str, Any]]) -> str:
+    """The clause that compares the winner with the best pool prompt on dev, when the run
+    has that row ("" otherwise): the gain a search must show to be worth its calls."""
+    pool = [row for row in rows[1:-1] if row["policy"] == "best-fixed-on-dev"]
+    if not pool:
+        return ""
+    gain = rows[-1]["test_score"] - pool[0]["test_score"]
+    return f", and {_verdict(gain)} the best pool prompt on dev ({pool[0]['test_score']:.3f}, {gain:+.3f})"
+
+
+def _verdict(gain: float) -> str:
+    return "better than" if gain > 0 else "the same as" if gain == 0 else "worse than"
+
+
 def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage, text: str,
                     command: str, examples: list[dict[str, Any]]) -> str:
     """``report.md``: what was searched, the comparison on held-out inputs, what the model
@@ -141,7 +155,6 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
     winner = rows[-1]
     manual = rows[0]
     gain = winner["test_score"] - manual["test_score"]
-    verdict = ("better than" if gain > 0 else "the same as" if gain == 0 else "worse than")
     extra = [key for key in ("f1",) if key in winner]
     table = policy_table(rows, notes=True)
     for key in extra:  # generation tasks: token F1 beside the task's metric
@@ -163,9 +176,9 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
                      if plan.tie_break else ""), ""]
     lines += [
         f"Held-out test: the first {plan.n_test} test inputs, metric `{winner['metric']}`. "
-        f"The winner scores {winner['test_score']:.3f}, {verdict} the manual prompt "
-        f"({manual['test_score']:.3f}, {gain:+.3f}). It was chosen on train/dev only; the test "
-        "inputs were scored once, after the choice.",
+        f"The winner scores {winner['test_score']:.3f}, {_verdict(gain)} the manual prompt "
+        f"({manual['test_score']:.3f}, {gain:+.3f}){_against_the_pool(rows)}. It was chosen on "
+        "train/dev only; the test inputs were scored once, after the choice.",
         "",
         table.to_markdown(),
         "",
