@@ -21,7 +21,6 @@ each path, and as its last line one JSON object: ``n``, ``shots``, ``max_new_tok
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     task = load_task(str(args.data))
-    prompt = dataclasses.replace(task.prompt_pool.candidates[0], exemplars=tuple(range(args.shots)))
+    prompt = task.prompt_pool.candidates[0].replace(exemplars=tuple(range(args.shots)))
     rendered = [prompt.render(e, task) for e in task.split("dev")[: args.n]]
     console = Console(stderr=True)
     console.print(f"loading the default model; {len(rendered)} articles from {args.data}, "

@@ -9,7 +9,6 @@ not are marked ``fits=False`` and scored as no answer.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 
@@ -27,7 +26,7 @@ FILLER = "Read the text with care. " * 2000
 
 
 def overlong(prompt):
-    return dataclasses.replace(prompt, instruction=FILLER + (prompt.instruction or ""))
+    return prompt.replace(instruction=FILLER + (prompt.instruction or ""))
 
 
 def test_answers_that_fit_halves_a_batch_until_the_long_items_stand_alone() -> None:

@@ -253,24 +253,35 @@ class HFCausalLM(TransformersEngine, LLM):
                     keys[i] = tuple(contexts[i][:shared])
         return keys
 
+    def _prefix_groups(self, contexts: list[list[int]]) -> dict[tuple[int, ...] | None, list[int]]:
+        """The contexts' indices by the prefix each continues (:meth:`_plan_prefixes`; None:
+        no shared prefix)."""
+        groups: dict[tuple[int, ...] | None, list[int]] = {}
+        for i, key in enumerate(self._plan_prefixes(contexts)):
+            groups.setdefault(key, []).append(i)
+        return groups
+
+    def _layers_of(self, key: tuple[int, ...]) -> list[tuple[Any, Any]]:
+        """The keys and values of prefix ``key``: from the prefix cache, else computed and
+        stored there."""
+        layers = self.prefix_cache.get(key)
+        if layers is None:
+            layers = self._prefix_layers(list(key))
+            self.prefix_cache.put(key, layers)
+        return layers
+
     def _score_shared_prefix(
         self, contexts: list[list[int]], choice_ids: list[list[int]]
     ) -> np.ndarray:
         """Reference engine with prefix reuse: one pass (or more) per prefix group."""
         result = np.zeros((len(contexts), len(choice_ids)), dtype=np.float64)
-        by_prefix: dict[tuple[int, ...] | None, list[int]] = {}
-        for i, key in enumerate(self._plan_prefixes(contexts)):
-            by_prefix.setdefault(key, []).append(i)
-        for key, members in by_prefix.items():
+        for key, members in self._prefix_groups(contexts).items():
             if key is None:
                 result[members] = self._score_rows([contexts[i] for i in members], choice_ids, prefix=[])
                 continue
-            layers = self.prefix_cache.get(key)
-            if layers is None:
-                layers = self._prefix_layers(list(key))
-                self.prefix_cache.put(key, layers)
             result[members] = self._score_rows(
-                [contexts[i] for i in members], choice_ids, prefix=list(key), prefix_layers=layers
+                [contexts[i] for i in members], choice_ids, prefix=list(key),
+                prefix_layers=self._layers_of(key)
             )
         self._recent.extend(tuple(c) for c in contexts[-RECENT_CONTEXTS:])  # the deque keeps no more
         return result
@@ -326,20 +337,13 @@ class HFCausalLM(TransformersEngine, LLM):
             self._check_length(i, len(ctx), max_new_tokens)
         set_threads()
         outputs: list[str] = [""] * len(prompts)
-        by_prefix: dict[tuple[int, ...] | None, list[int]] = {}
         with torch.inference_mode(), self._lock:  # the prefix cache is shared with scoring
-            keys = self._plan_prefixes(contexts) if self.prefix_reuse else [None] * len(contexts)
-            for i, key in enumerate(keys):
-                by_prefix.setdefault(key, []).append(i)
-            for key, members in by_prefix.items():
-                layers = None
-                if key is not None:
-                    layers = self.prefix_cache.get(key)
-                    if layers is None:
-                        layers = self._prefix_layers(list(key))
-                        self.prefix_cache.put(key, layers)
-                self._generate_rows(contexts, members, list(key or ()), layers, max_new_tokens,
-                                    stop, outputs)
+            groups = (self._prefix_groups(contexts) if self.prefix_reuse
+                      else {None: list(range(len(contexts)))})
+            for key, members in groups.items():
+                self._generate_rows(contexts, members, list(key or ()),
+                                    None if key is None else self._layers_of(key),
+                                    max_new_tokens, stop, outputs)
         return outputs
 
     def _generate_rows(self, contexts: list[list[int]], members: list[int], prefix: list[int],
@@ -368,12 +372,7 @@ class HFCausalLM(TransformersEngine, LLM):
                                dtype=torch.long, device=self.device)
             mask = torch.tensor([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows],
                                 dtype=torch.long, device=self.device)
-            cached = {}
-            if layers is not None:  # one copy of the prefix's keys and values per row
-                n = len(chunk)
-                cached[self._cache_kwarg] = self._new_cache(
-                    [(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
-                     for k, v in layers])
+            cached = {} if layers is None else {self._cache_kwarg: self._rows_cache(layers, len(chunk))}
             generated = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,

@@ -102,12 +102,7 @@ class TransformersEngine:
                            dtype=torch.long, device=self.device)
         mask = torch.tensor([[1] * (p + len(tokens)) + [0] * (width - len(tokens)) for _, _, tokens in chunk],
                             dtype=torch.long, device=self.device)
-        cache = None
-        if prefix_layers is not None:
-            cache = self._new_cache(
-                [(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
-                 for k, v in prefix_layers]
-            )
+        cache = None if prefix_layers is None else self._rows_cache(prefix_layers, n)
         # Only the positions that predict answer tokens need logits (the LM head over a
         # 49k vocabulary is a fifth of this model's FLOPs), so ask for just those.
         needed: list[list[int]] = []
@@ -142,6 +137,12 @@ class TransformersEngine:
             else:
                 result[i, j] = float(values[at])
                 at += 1
+
+    def _rows_cache(self, layers: list[tuple[Any, Any]], rows: int) -> Any:
+        """A new cache holding one copy of a prefix's keys and values per row (the forward
+        pass or generation appends each row's own to it)."""
+        return self._new_cache([(k.expand(rows, -1, -1, -1).contiguous(),
+                                 v.expand(rows, -1, -1, -1).contiguous()) for k, v in layers])
 
     def _new_cache(self, layers: list[tuple[Any, Any]] | None = None) -> Any:
         from transformers import DynamicCache
