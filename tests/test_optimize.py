@@ -246,3 +246,27 @@ def test_each_held_out_evaluation_counts_its_own_pairs_and_a_renamed_prompt_is_s
     assert [entries[i]["usage"]["calls"] for i in (0, 1, 3)] == [4, 4, 4 + premises]
     assert all(entries[i]["usage"]["distinct"] == entries[i]["usage"]["calls"] for i in (0, 1, 3))
     assert setting.select_env().llm_usage()["calls"] == 12 + premises  # the renamed one asked nothing
+
+
+def test_a_generation_report_gives_token_f1_and_every_accepted_answer(shared_data_dir, tmp_path,
+                                                                      monkeypatch):
+    """A generation file (real BIG-bench object counting questions, each with two accepted
+    answers such as "five" and "5"): the report gives token F1 beside exact match, shows the
+    generated text, lists every accepted answer and explains its marks for generation."""
+    from agents import optimize
+
+    monkeypatch.setenv("PROMPT_ENV_CACHE", str(tmp_path / "cache.sqlite"))
+    lines = (shared_data_dir / "bigbench" / "object_counting_200.jsonl").read_text(
+        encoding="utf-8").splitlines()[:24]
+    path = tmp_path / "counting.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = optimize(path, budget=16, test_limit=4, out=tmp_path / "counting", progress=False)
+    report = (tmp_path / "counting" / "report.md").read_text()
+    assert "| test score | test f1 |" in report
+    assert all("f1" in row for row in result.rows)
+    section = report.split("## What the model answered")[1].split("## The prompt")[0]
+    accepted = {" / ".join(json.loads(line)["target"]) for line in lines}  # e.g. "five / 5"
+    cells = {row.split(" | ")[2] for row in section.splitlines() if row.startswith("| 1 ")}
+    assert cells and cells <= accepted
+    assert "earns some / no credit" in section and "every answer the metric accepts" in section
+    assert "p=" not in section and "label words" not in section

@@ -185,7 +185,11 @@ def answer_examples(setting: Setting, named: Sequence[tuple[str, Any]],
                 probabilities = np.exp(np.asarray(scores) - np.max(scores))
                 answer["probability"] = round(float(probabilities.max() / probabilities.sum()), 3)
             answers[name] = answer
-        examples.append({"input": example.text, "reference": row[0].reference, "answers": answers})
+        entry: dict[str, Any] = {"input": example.text, "reference": row[0].reference, "answers": answers}
+        accepted = list(dict.fromkeys(example.references))  # every answer the metric accepts
+        if len(accepted) > 1:
+            entry["references"] = accepted
+        examples.append(entry)
     return examples
 
 

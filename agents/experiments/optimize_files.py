@@ -149,7 +149,7 @@ def _verdict(gain: float) -> str:
 
 
 def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage, text: str,
-                    command: str, examples: list[dict[str, Any]]) -> str:
+                    command: str, examples: list[dict[str, Any]], classification: bool = True) -> str:
     """``report.md``: what was searched, the comparison on held-out inputs, what the model
     answered on a few of them, the winner, the cost."""
     winner = rows[-1]
@@ -192,7 +192,7 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
         f"{usage.model_calls} by the model, {usage.wall_s:.1f} s.",
         "",
     ]
-    lines += answers_section(examples)
+    lines += answers_section(examples, classification)
     lines += [
         f"## The prompt (`{PROMPT_TEXT}`; parts and usage in `{PROMPT_JSON}`)",
         "",
@@ -222,9 +222,10 @@ def _cell(text: str, width: int = 90) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def answers_section(examples: list[dict[str, Any]]) -> list[str]:
+def answers_section(examples: list[dict[str, Any]], classification: bool = True) -> list[str]:
     """What the model answered on the first held-out inputs under the manual prompt and the
-    winner (a classification answer with its probability), so a score has a face."""
+    winner (a classification answer with its probability; a generation task's references
+    with every accepted answer), so a score has a face."""
     if not examples:
         return []
     names = list(examples[0]["answers"])
@@ -232,7 +233,8 @@ def answers_section(examples: list[dict[str, Any]]) -> list[str]:
     lines = [f"## What the model answered (the first {len(examples)} held-out inputs)", "",
              "| " + " | ".join(header) + " |", "|" + "|".join(["---:"] + ["---"] * (len(header) - 1)) + "|"]
     for i, example in enumerate(examples, 1):
-        cells = [str(i), _cell(example["input"]), _cell(example["reference"], 40)]
+        accepted = " / ".join(example.get("references") or [example["reference"]])
+        cells = [str(i), _cell(example["input"]), _cell(accepted, 40)]
         for name in names:
             answer = example["answers"][name]
             mark = "✓" if answer["score"] >= 1.0 or (answer["score"] > 0 and "probability" not in answer) else "✗"
@@ -240,9 +242,15 @@ def answers_section(examples: list[dict[str, Any]]) -> list[str]:
             said = _cell(answer["answer"], 50) if answer.get("fits", True) else NO_ROOM
             cells.append(f"{mark} {said}{prob}")
         lines.append("| " + " | ".join(cells) + " |")
-    legend = ("✓/✗: the answer's reward on that input is full / not full (generation: any "
-              "credit counts as ✓). p: the answer's probability among the label words.")
-    if any(not a.get("fits", True) for example in examples for a in example["answers"].values()):
+    answered = [a for example in examples for a in example["answers"].values()]
+    if classification:
+        legend = ("✓/✗: the label is right / wrong. p: the answer's probability among the "
+                  "label words.")
+    else:
+        legend = "✓/✗: the answer earns some / no credit under the metric on that input."
+    if any("references" in example for example in examples):
+        legend += " A reference cell lists every answer the metric accepts, separated by /."
+    if any(not a.get("fits", True) for a in answered):
         legend += (f" {NO_ROOM}: that input with the prompt exceeds the model's context; the pair "
                    "is scored as no answer.")
     lines += ["", legend, ""]
@@ -270,5 +278,6 @@ def write_run_files(out: Path, *, winner: Any, task: Any, rows: list[dict[str, A
                "best_dev_curve": [list(point) for point in curve or []],
                "package_version": package_version(), "command": command}, out / CONFIG)
     plot_score_vs_cost(rows, out / PLOT)
-    save_text(report_markdown(rows, plan, usage, text, command, examples or []), out / REPORT)
+    save_text(report_markdown(rows, plan, usage, text, command, examples or [],
+                              classification=task.kind == "classification"), out / REPORT)
     return text
