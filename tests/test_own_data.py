@@ -69,7 +69,8 @@ def test_integer_labels_warn_unless_named(tmp_path, sst2_rows):
         warnings.simplefilter("error")
         named = load_task(path, label_names="negative,positive")
     assert named.label_names == NAMES and named.prompt_pool.manual.verbalizer == NAMES
-    with pytest.raises(TaskFormatError, match=r"ints\.jsonl line \d+: label 1 in column 'label' is out of range \(0\.\.0\)"):
+    with pytest.raises(TaskFormatError, match=r"ints\.jsonl line \d+: label 1 in column 'label' has no name: "
+                       r"label_names \(--label-names\) lists 1 \(only\) for labels 0\.\.0"):
         load_task(path, label_names=["only"])
 
 

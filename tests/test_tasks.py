@@ -54,8 +54,9 @@ def test_tsv_wrong_column_count_names_file_and_line(tmp_path: Path) -> None:
     [
         ("good\tpositive", "line 2: label 'positive' in column 'label' is not an integer or one of "
                             "label_names ['no', 'yes']"),
-        ("good\t2", "line 2: label 2 in column 'label' is out of range (0..1)"),
-        ("good\t-1", "line 2: label -1 in column 'label' is out of range"),
+        ("good\t2", "line 2: label 2 in column 'label' has no name: label_names (--label-names) "
+                     "lists 2 (no, yes) for labels 0..1; give one name per label, in label order"),
+        ("good\t-1", "line 2: label -1 in column 'label' is negative; class indices run 0..K-1"),
     ],
 )
 def test_tsv_bad_labels(tmp_path: Path, row: str, message: str) -> None:

@@ -171,7 +171,7 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
     if plan.search_space:
         lines += [f"Search space: {describe_search_space(plan.search_space, plan.train_reward)}."
                   + (f" Dev ties (prompts within {plan.tie_break.within} dev input(s) of the best, "
-                     f"up to {plan.tie_break.prompts}) rescored on {plan.tie_break.inputs} held-out "
+                     f"up to {plan.tie_break.prompts}) rescored on up to {plan.tie_break.inputs} held-out "
                      "inputs no candidate shows, charged to the budget."
                      if plan.tie_break else ""), ""]
     lines += [

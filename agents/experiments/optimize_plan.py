@@ -217,7 +217,7 @@ class OptimizePlan:
             if self.tie_break is not None:
                 t = self.tie_break
                 lines.append(f"tie-break: up to {t.prompts} prompts within {t.within} dev input(s) "
-                             f"of the best rescored on {t.inputs} held-out inputs (at most "
+                             f"of the best rescored on up to {t.inputs} held-out inputs (at most "
                              f"{t.reserve(self.budget)} calls of the budget)")
         lines += [f"projected LLM calls (requested, cached or not; at most): {self.total_calls}",
                   f"  search: {self.search_calls}"]

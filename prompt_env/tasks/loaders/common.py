@@ -83,8 +83,15 @@ def parse_label(value: str, where: str, column: str, label_names: Sequence[str] 
             + (f" or one of label_names {list(label_names)}" if label_names else "")
         ) from None
     if label < 0 or (label_names is not None and label >= len(label_names)):
-        allowed = f"0..{len(label_names) - 1}" if label_names else "0 or more"
-        raise TaskFormatError(f"{where}: label {label} in column {column!r} is out of range ({allowed})")
+        if label < 0:
+            raise TaskFormatError(f"{where}: label {label} in column {column!r} is negative; "
+                                  "class indices run 0..K-1")
+        shown = ", ".join(map(str, label_names[:8])) + (", ..." if len(label_names) > 8 else "")
+        raise TaskFormatError(
+            f"{where}: label {label} in column {column!r} has no name: label_names (--label-names) "
+            f"lists {len(label_names)} ({shown}) for labels "
+            f"0..{len(label_names) - 1}; give one name per label, in label order"
+        )
     if label_names is None and label > MAX_UNNAMED_LABEL:
         raise TaskFormatError(
             f"{where}: label {label} in column {column!r} is too large for a class index; "
