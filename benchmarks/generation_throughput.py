@@ -1,19 +1,22 @@
-"""Throughput of generation with and without prefix reuse, on few-shot summarization.
+"""Throughput of few-shot generation: transformers' generate against ours, with and without prefix reuse.
 
 Generates summaries of N real XSum dev articles under the task's manual prompt with K train
 articles as exemplars (the prompts the Edit env scores on a generation task), in the same
-process, on the default model:
+process, on the default model, greedy, stopping at a newline:
 
-* plain: ``HFCausalLM(prefix_reuse=False).generate``: every row reads its whole prompt
-  (left padding, batched);
-* reused: the default: the instruction and exemplars, shared by every row, are read once;
-  each row continues their keys and values (padding between the prefix and its own tokens).
+* transformers: the batch as a user of transformers writes it: the whole prompts, left
+  padded to the longest, one ``model.generate`` call (the reference);
+* ours, no reuse: ``HFCausalLM(prefix_reuse=False).generate``: every row reads its whole
+  prompt, the prompt pass in buckets of similar length, then one batched decode;
+* ours: the default: the instruction and exemplars, shared by every row, are read once and
+  each row continues their keys and values.
 
-The two must give the same greedy answers. It prints the seconds and prompt tokens read of
-each path, and as its last line one JSON object: ``n``, ``shots``, ``max_new_tokens``,
-``prompt_tokens`` (mean per row), ``shared_prefix_tokens``, ``plain_s``, ``reused_s``,
-``speedup`` (plain over reused), ``plain_prompt_tokens_read``,
-``reused_prompt_tokens_read`` and ``same_answers``.
+All paths must give the same answers. It prints the seconds and prompt tokens read (padding
+not counted) of each path, and as its last line one JSON object: ``n``, ``shots``, ``max_new_tokens``,
+``prompt_tokens`` (mean per row), ``shared_prefix_tokens``, per path ``<path>_s`` and
+``<path>_prompt_tokens_read`` (``transformers``, ``ours_no_reuse``, ``ours``), the speed-ups
+``speedup_no_reuse`` and ``speedup`` (transformers' seconds over ours), and
+``same_answers``.
 
     python benchmarks/generation_throughput.py --data ../shared/data/summarization/xsum_100.jsonl
 """
@@ -23,15 +26,39 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from prompt_env.llm.base import cut_at_stop
 from prompt_env.llm.hf import HFCausalLM
 from prompt_env.llm.hf_loading import load_default
 from prompt_env.llm.prefix_cache import common_prefix
 from prompt_env.tasks import load_task
+
+STOP = ["\n"]
+
+
+def transformers_generate(base: HFCausalLM, texts: list[str], max_new_tokens: int) -> tuple[list[str], int]:
+    """The reference: one left-padded batch through ``model.generate``; answers and the
+    prompt tokens it read (padding not counted, as for ours)."""
+    import torch
+
+    contexts = base.encode_many(texts)
+    width = max(len(c) for c in contexts)
+    pad = base.tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(c)) + c for c in contexts])
+    mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
+    with torch.inference_mode():
+        out = base.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                  do_sample=False, num_beams=1, pad_token_id=pad,
+                                  eos_token_id=[base.tokenizer.eos_token_id], stop_strings=STOP,
+                                  tokenizer=base.tokenizer)[:, width:].tolist()
+    answers = [cut_at_stop(base.tokenizer.decode([t for t in row if t != pad], skip_special_tokens=True), STOP)
+               for row in out]
+    return answers, sum(len(c) for c in contexts)
 
 
 def main() -> None:
@@ -50,40 +77,52 @@ def main() -> None:
     console.print(f"loading the default model; {len(rendered)} articles from {args.data}, "
                   f"{args.shots} exemplars")
     base = load_default()
-    paths = {name: HFCausalLM(base.model, base.tokenizer, name=base.name, identity=base.identity(),
-                              prefix_reuse=name == "reused") for name in ("plain", "reused")}
-    contexts = base.encode_many([base.prompt_text(r) for r in rendered])
+    ours = {name: HFCausalLM(base.model, base.tokenizer, name=base.name, identity=base.identity(),
+                             prefix_reuse=name == "ours") for name in ("ours_no_reuse", "ours")}
+    texts = [base.prompt_text(r) for r in rendered]
+    contexts = base.encode_many(texts)
     shared = min(common_prefix(contexts[0], c, len(c) - 1) for c in contexts[1:])
-    for llm in paths.values():
+
+    def run_ours(llm: HFCausalLM) -> Callable[[], tuple[list[str], int]]:
+        def run() -> tuple[list[str], int]:
+            llm.prefix_cache.clear()
+            before = llm.stats.prompt_tokens
+            answers = llm.generate(rendered, args.max_new_tokens, STOP)
+            return answers, llm.stats.prompt_tokens - before
+        return run
+
+    paths: dict[str, Callable[[], tuple[list[str], int]]] = {
+        "transformers": lambda: transformers_generate(base, texts, args.max_new_tokens),
+        **{name: run_ours(llm) for name, llm in ours.items()},
+    }
+    for llm in ours.values():
         llm.generate(["Summarize: the cat sat on the mat.\nSummary:"], 4)  # one-off allocations
     seconds: dict[str, float] = {}
     answers: dict[str, list[str]] = {}
     read: dict[str, int] = {}
     for _ in range(args.repeats):
-        for name, llm in paths.items():
-            llm.prefix_cache.clear()
-            before = llm.stats.prompt_tokens
+        for name, run in paths.items():
             start = time.perf_counter()
-            answers[name] = llm.generate(rendered, args.max_new_tokens, ["\n"])
+            answers[name], read[name] = run()
             elapsed = time.perf_counter() - start
             seconds[name] = min(seconds.get(name, elapsed), elapsed)
-            read[name] = llm.stats.prompt_tokens - before
     result = {
         "n": len(rendered), "shots": args.shots, "max_new_tokens": args.max_new_tokens,
         "prompt_tokens": round(sum(len(c) for c in contexts) / len(contexts), 1),
         "shared_prefix_tokens": shared,
-        "plain_s": round(seconds["plain"], 2), "reused_s": round(seconds["reused"], 2),
-        "speedup": round(seconds["plain"] / seconds["reused"], 2),
-        "plain_prompt_tokens_read": read["plain"], "reused_prompt_tokens_read": read["reused"],
-        "same_answers": answers["plain"] == answers["reused"],
+        **{f"{name}_s": round(seconds[name], 2) for name in paths},
+        **{f"{name}_prompt_tokens_read": read[name] for name in paths},
+        "speedup_no_reuse": round(seconds["transformers"] / seconds["ours_no_reuse"], 2),
+        "speedup": round(seconds["transformers"] / seconds["ours"], 2),
+        "same_answers": answers["ours"] == answers["ours_no_reuse"] == answers["transformers"],
     }
     table = Table(title=f"Few-shot generation ({base.name}, {args.shots} exemplars, "
                         f"{len(rendered)} articles, {args.max_new_tokens} new tokens at most)")
-    for column in ("path", "seconds", "articles/s", "prompt tokens read"):
+    for column in ("path", "seconds", "articles/s", "prompt tokens read", "speed-up"):
         table.add_column(column)
     for name in paths:
         table.add_row(name, f"{seconds[name]:.2f}", f"{len(rendered) / seconds[name]:.2f}",
-                      str(read[name]))
+                      str(read[name]), f"{seconds['transformers'] / seconds[name]:.2f}x")
     console.print(table)
     print(json.dumps(result))
 

@@ -14,8 +14,9 @@ log-probabilities to float32 rounding. Speed comes from these things, each check
 against the plain path in tests:
 
 * batching with padding done right (right padding for scoring, where only
-  real positions are read; left padding for generation, or padding between a
-  shared prefix and each prompt's own tokens);
+  real positions are read; for generation, padding between a shared prefix and
+  each prompt's own tokens, the prompt pass in buckets of similar length and one
+  batched decode: :mod:`prompt_env.llm.greedy`);
 * prefix reuse, in scoring and generation: prompts that share their first tokens
   (same instruction and exemplars, different input) share one forward pass over
   those tokens. The
@@ -48,7 +49,6 @@ from prompt_env.llm.base import (
     LLM,
     PromptInput,
     ScoreRequest,
-    cut_at_stop,
     validate_choices,
     validate_prompts,
 )
@@ -64,6 +64,7 @@ from prompt_env.llm.default_model import (
 )
 from prompt_env.llm.fused_llama import FusedLlama, unsupported_reason
 from prompt_env.llm.fused_scoring import build_segments, prefill, score_segments
+from prompt_env.llm.greedy import CausalGeneration
 from prompt_env.llm.prefix_cache import PrefixCache, common_prefix, group_by_prefix
 from prompt_env.llm.threads import set_threads
 from prompt_env.llm.transformers_engine import TOKENS_PER_FORWARD, TransformersEngine
@@ -92,7 +93,7 @@ ENGINES = ("auto", "fused", "transformers")
 """Scoring engines of :class:`HFCausalLM` (see the module docstring)."""
 
 
-class HFCausalLM(TransformersEngine, LLM):
+class HFCausalLM(CausalGeneration, TransformersEngine, LLM):
     """A causal LM from transformers, scored and generated on the device its weights are on
     (``device``, default: where the weights are; see :mod:`prompt_env.llm.devices`)."""
 
@@ -328,8 +329,9 @@ class HFCausalLM(TransformersEngine, LLM):
 
     # --------------------------------------------------------------- generation
     def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
-        """Greedy generation, batched; prompts that share a long prefix (the instruction and
-        exemplars) continue one forward pass over it (its key/value cache, as in scoring)."""
+        """Greedy generation, batched (:class:`~prompt_env.llm.greedy.CausalGeneration`);
+        prompts that share a long prefix (the instruction and exemplars) continue one forward
+        pass over it (its key/value cache, as in scoring)."""
         import torch
 
         contexts = self.encode_many([self.prompt_text(p) for p in prompts])
@@ -343,55 +345,8 @@ class HFCausalLM(TransformersEngine, LLM):
             for key, members in groups.items():
                 self._generate_rows(contexts, members, list(key or ()),
                                     None if key is None else self._layers_of(key),
-                                    max_new_tokens, stop, outputs)
+                                    max_new_tokens, stop, outputs, TOKENS_PER_FORWARD)
         return outputs
-
-    def _generate_rows(self, contexts: list[list[int]], members: list[int], prefix: list[int],
-                       layers: list[tuple[Any, Any]] | None, max_new_tokens: int,
-                       stop: list[str] | None, outputs: list[str]) -> None:
-        """Generate for ``members`` (contexts that all start with ``prefix``, whose keys and
-        values are ``layers``) into ``outputs``. Each row is the prefix, padding, then its own
-        tokens; the attention mask hides the padding and positions continue the prefix."""
-        import torch
-
-        p = len(prefix)
-        order = sorted(members, key=lambda i: len(contexts[i]))
-        pad = self.tokenizer.pad_token_id
-        stop_ids = {self.tokenizer.eos_token_id}
-        start = 0
-        while start < len(order):
-            width = len(contexts[order[start]]) - p + max_new_tokens
-            size = max(1, min(16, TOKENS_PER_FORWARD // max(width, 1)))
-            chunk = order[start : start + size]
-            start += len(chunk)
-            width = max(len(contexts[i]) - p for i in chunk)
-            rows = [contexts[i][p:] for i in chunk]
-            # the padding sits between the prefix and each row's own tokens (left of them
-            # without a prefix), so that generated tokens line up; made on the model's device
-            ids = torch.tensor([prefix + [pad] * (width - len(r)) + r for r in rows],
-                               dtype=torch.long, device=self.device)
-            mask = torch.tensor([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows],
-                                dtype=torch.long, device=self.device)
-            cached = {} if layers is None else {self._cache_kwarg: self._rows_cache(layers, len(chunk))}
-            generated = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                pad_token_id=pad,
-                eos_token_id=list(stop_ids),
-                stop_strings=list(stop) if stop else None,
-                tokenizer=self.tokenizer if stop else None,
-                **cached,
-            )[:, p + width:].cpu().tolist()  # one read-back per batch
-            self.stats.batches += 1
-            self.stats.prompt_tokens += sum(len(r) for r in rows)
-            for r, i in enumerate(chunk):
-                tokens = [t for t in generated[r] if t not in stop_ids and t != pad]
-                self.stats.generated_tokens += len(tokens)
-                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                outputs[i] = cut_at_stop(text, stop)
 
     # --------------------------------------------------------------- embedding
     def embed(self, texts: Sequence[str]) -> np.ndarray:

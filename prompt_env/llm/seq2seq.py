@@ -32,10 +32,10 @@ from prompt_env.errors import LLMError, PromptTooLongError
 from prompt_env.llm.base import (
     LLM,
     PromptInput,
-    cut_at_stop,
     validate_choices,
     validate_prompts,
 )
+from prompt_env.llm.greedy import GreedyRows, consecutive_groups
 from prompt_env.llm.threads import set_threads
 
 TOKENS_PER_FORWARD = 4096
@@ -208,13 +208,7 @@ class HFSeq2SeqLM(LLM):
     @staticmethod
     def _chunks(order: list[int], cost: Any) -> list[list[int]]:
         """Consecutive groups of ``order`` whose ``cost(group)`` stays within the token budget."""
-        chunks: list[list[int]] = []
-        for i in order:
-            if chunks and cost(chunks[-1] + [i]) <= TOKENS_PER_FORWARD:
-                chunks[-1].append(i)
-            else:
-                chunks.append([i])
-        return chunks
+        return consecutive_groups(order, lambda group: cost(group) <= TOKENS_PER_FORWARD)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, prompts: list[PromptInput], choices: list[str]) -> np.ndarray:
@@ -330,30 +324,20 @@ class HFSeq2SeqLM(LLM):
         enc_ids, enc_mask = self._padded(contexts)
         hidden = self._encoder(enc_ids, enc_mask)
         n = len(contexts)
-        tokens: list[list[int]] = [[] for _ in range(n)]
-        done = [False] * n
+        found = GreedyRows(n, self.eos_ids, self._decode, stops)
         step_ids = torch.full((n, 1), self.start_id, dtype=torch.long, device=hidden.device)
         cache: Any = None
         for _ in range(max_new_tokens):
             logits, cache = self._decoder_logits(hidden, enc_mask, step_ids, use_cache=True,
                                                  cache=cache)
             best = logits[:, -1].argmax(dim=-1).tolist()
-            for r, token in enumerate(best):
-                if done[r]:
-                    continue
-                if token in self.eos_ids:
-                    done[r] = True
-                    continue
-                tokens[r].append(int(token))
-                if stops and any(s in self._decode(tokens[r]) for s in stops):
-                    done[r] = True
-            if all(done):
+            if found.add(best):
                 break
             step_ids = torch.tensor([[t] for t in best], dtype=torch.long, device=hidden.device)
         self.stats.batches += 1
         self.stats.prompt_tokens += int(enc_mask.sum())
-        self.stats.generated_tokens += sum(len(t) for t in tokens)
-        return [cut_at_stop(self._decode(t), stops) for t in tokens]
+        self.stats.generated_tokens += sum(len(t) for t in found.tokens)
+        return found.texts()
 
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)

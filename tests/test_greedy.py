@@ -1,0 +1,94 @@
+"""Greedy generation of the causal backend against transformers' own ``generate``, on the
+real default model, and the bookkeeping both in-process backends share."""
+
+from __future__ import annotations
+
+import pytest
+
+from prompt_env.llm.base import cut_at_stop
+from prompt_env.llm.greedy import GreedyRows, consecutive_groups
+from prompt_env.llm.hf import HFCausalLM
+
+REVIEWS = [
+    "dull .",
+    "a masterpiece : funny , moving and beautifully acted .",
+    "the worst film i have ever seen , a total waste of time .",
+    "an intelligent , funny and very humane film that lingers long after the credits roll , "
+    "with performances that feel lived in and a script that never talks down to its audience .",
+    "i loved every minute .",
+    " ".join(["a sprawling , overlong and often confused epic that nonetheless has moments of "
+              "real beauty ,"] * 8) + " and then it ends .",
+]
+INSTRUCTION = ("Summarize each movie review in a few words.\n\n"
+               "Review: a gorgeous , witty movie .\nSummary: witty and gorgeous\n\n")
+
+
+def alone(backend: HFCausalLM, prompt: str, max_new_tokens: int, stop: list[str] | None) -> str:
+    """transformers' greedy ``generate`` on one prompt, no batch and no padding: the reference."""
+    import torch
+
+    ids = torch.tensor([backend.encode(prompt)])
+    eos = backend.tokenizer.eos_token_id
+    with torch.inference_mode():
+        out = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                     max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                     pad_token_id=eos, eos_token_id=[eos], stop_strings=stop,
+                                     tokenizer=backend.tokenizer if stop else None)
+    tokens = [t for t in out[0, ids.shape[1]:].tolist() if t != eos]
+    return cut_at_stop(backend.tokenizer.decode(tokens, skip_special_tokens=True), stop)
+
+
+@pytest.mark.parametrize("prefix_reuse", [True, False])
+def test_batched_greedy_answers_are_those_of_each_prompt_alone(default_backend, prefix_reuse):
+    """Prompts of very different lengths (3 to 150 tokens after a shared instruction) are read
+    in several buckets, laid side by side and decoded together: each answer is exactly what
+    transformers' generate gives for that prompt on its own, with and without a stop string."""
+    llm = HFCausalLM(default_backend.model, default_backend.tokenizer, name="t", identity="t",
+                     prefix_reuse=prefix_reuse)
+    prompts = [f"{INSTRUCTION}Review: {r}\nSummary:" for r in REVIEWS] + [
+        f"Is this review good or bad? {REVIEWS[1]}\nAnswer:"]
+    for stop in (["\n"], None):
+        before = llm.stats.batches
+        got = llm.generate(prompts, max_new_tokens=12, stop=stop)
+        assert got == [alone(default_backend, p, 12, stop) for p in prompts]
+        assert llm.stats.batches - before >= 3  # the prompt pass ran in buckets
+    assert all(got[:len(REVIEWS)])  # every few-shot row answered something
+
+
+def test_rows_finish_at_the_end_token_or_a_stop_string():
+    text = {1: "a", 2: "b\n", 3: "c"}
+    rows = GreedyRows(3, {0}, lambda tokens: "".join(text[t] for t in tokens), ["\n"])
+    assert not rows.add([1, 0, 1])  # row 1 ends (the end token is not kept)
+    assert not rows.add([2, 3, 3])  # row 0 meets the stop string
+    assert not rows.add([3, 1, 3])  # finished rows take no more tokens
+    assert rows.add([3, 3, 0])
+    assert rows.tokens == [[1, 2], [], [1, 3, 3]] and rows.texts() == ["ab", "", "acc"]
+
+
+def test_consecutive_groups_grow_while_they_fit():
+    assert consecutive_groups([5, 1, 2, 9, 3], lambda g: len(g) <= 2) == [[5, 1], [2, 9], [3]]
+    assert consecutive_groups([4, 4, 4], lambda g: False) == [[4], [4], [4]]  # one always stands
+    assert consecutive_groups([], lambda g: True) == []
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+def test_other_architectures_generate_what_generate_gives(default_backend, family):
+    """Learned absolute positions (GPT-2) and rotary with grouped keys (Qwen2), random weights
+    in tiny shapes: batched answers equal transformers' generate on each prompt alone."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = default_backend.tokenizer
+    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.eos_token_id}
+    torch.manual_seed(0)
+    if family == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_positions=512, n_embd=32, n_layer=2, n_head=2, **ids))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=2,
+                                             max_position_embeddings=512, **ids))
+    prompts = [f"{INSTRUCTION}Review: {r}\nSummary:" for r in REVIEWS]
+    for prefix_reuse in (True, False):
+        llm = HFCausalLM(model.eval(), tokenizer, name=family, identity=family, prefix_reuse=prefix_reuse)
+        assert llm.generate(prompts, max_new_tokens=8) == [alone(llm, p, 8, None) for p in prompts]
