@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from prompt_env.llm.base import cut_at_stop
+from prompt_env.llm.transformers_engine import layers_of_output
 
 DECODE_ROWS = 32
 """Rows decoded together at most."""
@@ -176,13 +177,11 @@ class CausalGeneration:
         positions = self._positions([[1] * (width - len(r)) + list(range(p, p + len(r))) for r in rows])
         out = self._forward(ids, mask, cache=cache, logits_to_keep=1, **positions)
         self.stats.batches += 1
-        kept = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        best = out.logits[:, -1].argmax(dim=-1).tolist()
-        return [(layer.keys, layer.values) for layer in kept.layers], best
+        return layers_of_output(out), out.logits[:, -1].argmax(dim=-1).tolist()
 
     def _positions(self, positions: list[list[int]]) -> dict[str, Any]:
         """``position_ids`` for models that take them (positions continue the prefix across
-        the padding); others place tokens by the attention mask."""
+        the padding); models without (ALiBi) place tokens by the attention mask."""
         import torch
 
         if not _takes_positions(type(self.model)):

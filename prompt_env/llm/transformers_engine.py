@@ -17,6 +17,13 @@ TOKENS_PER_FORWARD = 4096
 """Rows x padded length per forward pass: keeps activations small on a laptop CPU."""
 
 
+def layers_of_output(out: Any) -> list[tuple[Any, Any]]:
+    """Per-layer (keys, values) of the cache a forward pass returned (``cache``, or
+    ``past_key_values`` in transformers before the rename)."""
+    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
 class TransformersEngine:
     """Mixed into :class:`~prompt_env.llm.hf.HFCausalLM` (needs ``model``, ``tokenizer``,
     ``device``, ``stats`` and ``_cache_kwarg``)."""
@@ -40,10 +47,9 @@ class TransformersEngine:
 
         ids = torch.tensor([prefix], device=self.device)
         out = self._forward(ids, torch.ones_like(ids), cache=self._new_cache(), logits_to_keep=1)
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         self.stats.prompt_tokens += len(prefix)
         self.stats.batches += 1
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        return layers_of_output(out)
 
     def _score_rows(
         self,
