@@ -237,7 +237,7 @@ def answers_section(examples: list[dict[str, Any]], classification: bool = True)
         cells = [str(i), _cell(example["input"]), _cell(accepted, 40)]
         for name in names:
             answer = example["answers"][name]
-            mark = "✓" if answer["score"] >= 1.0 or (answer["score"] > 0 and "probability" not in answer) else "✗"
+            mark = "✓" if answer["score"] >= 1.0 or (answer["score"] > 0 and not classification) else "✗"
             prob = f" (p={answer['probability']:.2f})" if "probability" in answer else ""
             said = _cell(answer["answer"], 50) if answer.get("fits", True) else NO_ROOM
             cells.append(f"{mark} {said}{prob}")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from prompt_env.llm.base import cut_at_stop
-from prompt_env.llm.transformers_engine import layers_of_output
+from prompt_env.llm.transformers_engine import TOKENS_PER_FORWARD, layers_of_output
 
 DECODE_ROWS = 32
 """Rows decoded together at most."""
@@ -42,19 +42,6 @@ def consecutive_groups(order: Sequence[int], fits: Callable[[list[int]], bool]) 
         else:
             groups.append([i])
     return groups
-
-
-def _widen(k: Any, v: Any, p: int, width: int) -> tuple[Any, Any]:
-    """Keys and values of rows of a prompt-pass bucket widened to ``width`` tokens after the
-    prefix (length ``p``): the extra padding goes between the prefix and the rows' own."""
-    import torch
-
-    gap = width - (k.shape[2] - p)
-    if not gap:
-        return k, v
-    zeros = k.new_zeros(k.shape[0], k.shape[1], gap, k.shape[3])
-    return (torch.cat([k[:, :, :p], zeros, k[:, :, p:]], dim=2),
-            torch.cat([v[:, :, :p], zeros, v[:, :, p:]], dim=2))
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,7 +93,7 @@ class CausalGeneration:
 
     def _generate_rows(self, contexts: list[list[int]], members: list[int], prefix: list[int],
                        layers: list[tuple[Any, Any]] | None, max_new_tokens: int,
-                       stop: list[str] | None, outputs: list[str], tokens_per_pass: int) -> None:
+                       stop: list[str] | None, outputs: list[str]) -> None:
         """Generate for ``members`` (contexts that all start with ``prefix``, whose keys and
         values are ``layers``, or None without a prefix) into ``outputs``."""
         p = len(prefix)
@@ -119,12 +106,12 @@ class CausalGeneration:
 
         for batch in consecutive_groups(order, decodable):
             rows = [contexts[i][p:] for i in batch]
-            for i, text in zip(batch, self._decode_batch(rows, p, layers, max_new_tokens, stop,
-                                                         tokens_per_pass), strict=True):
+            for i, text in zip(batch, self._decode_batch(rows, p, layers, max_new_tokens, stop),
+                               strict=True):
                 outputs[i] = text
 
     def _decode_batch(self, rows: list[list[int]], p: int, layers: list[tuple[Any, Any]] | None,
-                      max_new_tokens: int, stop: list[str] | None, tokens_per_pass: int) -> list[str]:
+                      max_new_tokens: int, stop: list[str] | None) -> list[str]:
         """Greedy answers of ``rows`` (each a prompt's tokens after the shared prefix of
         length ``p``; sorted by length): the prompt pass in buckets, then one decode."""
         import torch
@@ -134,19 +121,26 @@ class CausalGeneration:
         def bucket(group: list[int]) -> bool:
             real = sum(len(rows[r]) for r in group)
             padded = len(group) * len(rows[group[-1]])
-            return padded <= (1 + BUCKET_SLACK) * real and padded <= tokens_per_pass
+            return padded <= (1 + BUCKET_SLACK) * real and padded <= TOKENS_PER_FORWARD
 
-        buckets: list[list[tuple[Any, Any]]] = []  # per bucket, per layer: keys and values
+        # the batch's keys and values, one tensor per layer: the prefix, then padding, then
+        # each row's own tokens (right-aligned); each bucket's pass is copied in once
+        layers_kv: list[tuple[Any, Any]] = []
         first: list[int] = []
         for group in consecutive_groups(range(len(rows)), bucket):
-            layer_kv, best = self._prompt_pass([rows[r] for r in group], p, layers)
-            buckets.append([_widen(k, v, p, width) for k, v in layer_kv])
+            kv, best = self._prompt_pass([rows[r] for r in group], p, layers)
+            if not layers_kv:
+                layers_kv = [(k.new_zeros(len(rows), k.shape[1], p + width, k.shape[3]),
+                              v.new_zeros(len(rows), v.shape[1], p + width, v.shape[3])) for k, v in kv]
+            lo, hi, own = group[0], group[-1] + 1, kv[0][0].shape[2] - p
+            for (keys, values), (k, v) in zip(layers_kv, kv, strict=True):
+                keys[lo:hi, :, :p], keys[lo:hi, :, p + width - own:] = k[:, :, :p], k[:, :, p:]
+                values[lo:hi, :, :p], values[lo:hi, :, p + width - own:] = v[:, :, :p], v[:, :, p:]
             first += best
         self.stats.prompt_tokens += sum(len(r) for r in rows)
         found = GreedyRows(len(rows), {self.tokenizer.eos_token_id}, self._text, stop)
         if max_new_tokens > 0 and not found.add(first):
-            cache = self._new_cache([(torch.cat([kv[0] for kv in per_layer]), torch.cat([kv[1] for kv in per_layer]))
-                                     for per_layer in zip(*buckets, strict=True)])
+            cache = self._new_cache(layers_kv)
             mask = torch.tensor([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows],
                                 dtype=torch.long, device=self.device)
             step = torch.tensor([[t] for t in first], dtype=torch.long, device=self.device)

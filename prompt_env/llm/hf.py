@@ -345,7 +345,7 @@ class HFCausalLM(CausalGeneration, TransformersEngine, LLM):
             for key, members in groups.items():
                 self._generate_rows(contexts, members, list(key or ()),
                                     None if key is None else self._layers_of(key),
-                                    max_new_tokens, stop, outputs, TOKENS_PER_FORWARD)
+                                    max_new_tokens, stop, outputs)
         return outputs
 
     # --------------------------------------------------------------- embedding

@@ -82,10 +82,10 @@ def parse_label(value: str, where: str, column: str, label_names: Sequence[str] 
             f"{where}: label {text!r} in column {column!r} is not an integer"
             + (f" or one of label_names {list(label_names)}" if label_names else "")
         ) from None
-    if label < 0 or (label_names is not None and label >= len(label_names)):
-        if label < 0:
-            raise TaskFormatError(f"{where}: label {label} in column {column!r} is negative; "
-                                  "class indices run 0..K-1")
+    if label < 0:
+        raise TaskFormatError(f"{where}: label {label} in column {column!r} is negative; "
+                              "class indices run 0..K-1")
+    if label_names is not None and label >= len(label_names):
         shown = ", ".join(map(str, label_names[:8])) + (", ..." if len(label_names) > 8 else "")
         raise TaskFormatError(
             f"{where}: label {label} in column {column!r} has no name: label_names (--label-names) "
