@@ -9,14 +9,17 @@ process, on the default model, greedy, stopping at a newline:
 * ours, no reuse: ``HFCausalLM(prefix_reuse=False).generate``: every row reads its whole
   prompt, the prompt pass in buckets of similar length, then one batched decode;
 * ours: the default: the instruction and exemplars, shared by every row, are read once and
-  each row continues their keys and values.
+  each row continues their keys and values;
+* ours, growing cache: the default, but the decode keeps its keys and values in transformers'
+  dynamic cache, which concatenates the whole cache with every new token, instead of ours,
+  allocated once with room for the new tokens.
 
 All paths must give the same answers. It prints the seconds and prompt tokens read (padding
 not counted) of each path, and as its last line one JSON object: ``n``, ``shots``, ``max_new_tokens``,
 ``prompt_tokens`` (mean per row), ``shared_prefix_tokens``, per path ``<path>_s`` and
-``<path>_prompt_tokens_read`` (``transformers``, ``ours_no_reuse``, ``ours``), the speed-ups
-``speedup_no_reuse`` and ``speedup`` (transformers' seconds over ours), and
-``same_answers``.
+``<path>_prompt_tokens_read`` (``transformers``, ``ours_no_reuse``, ``ours_growing_cache``,
+``ours``), the speed-ups ``speedup_no_reuse``, ``speedup_growing_cache`` and ``speedup``
+(transformers' seconds over ours), and ``same_answers``.
 
     python benchmarks/generation_throughput.py --data ../shared/data/summarization/xsum_100.jsonl
 """
@@ -61,6 +64,13 @@ def transformers_generate(base: HFCausalLM, texts: list[str], max_new_tokens: in
     return answers, sum(len(c) for c in contexts)
 
 
+class GrowingCache(HFCausalLM):
+    """Ours with the decode on transformers' dynamic cache (a copy of the cache per token)."""
+
+    def _decode_cache(self, layers_kv: list, length: int):
+        return self._new_cache([(k[:, :, :length], v[:, :, :length]) for k, v in layers_kv])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a summarization JSONL (XSum)")
@@ -77,8 +87,10 @@ def main() -> None:
     console.print(f"loading the default model; {len(rendered)} articles from {args.data}, "
                   f"{args.shots} exemplars")
     base = load_default()
-    ours = {name: HFCausalLM(base.model, base.tokenizer, name=base.name, identity=base.identity(),
-                             prefix_reuse=name == "ours") for name in ("ours_no_reuse", "ours")}
+    ours = {name: kind(base.model, base.tokenizer, name=base.name, identity=base.identity(),
+                       prefix_reuse=name != "ours_no_reuse")
+            for name, kind in (("ours_no_reuse", HFCausalLM), ("ours_growing_cache", GrowingCache),
+                               ("ours", HFCausalLM))}
     texts = [base.prompt_text(r) for r in rendered]
     contexts = base.encode_many(texts)
     shared = min(common_prefix(contexts[0], c, len(c) - 1) for c in contexts[1:])
@@ -113,8 +125,9 @@ def main() -> None:
         **{f"{name}_s": round(seconds[name], 2) for name in paths},
         **{f"{name}_prompt_tokens_read": read[name] for name in paths},
         "speedup_no_reuse": round(seconds["transformers"] / seconds["ours_no_reuse"], 2),
+        "speedup_growing_cache": round(seconds["transformers"] / seconds["ours_growing_cache"], 2),
         "speedup": round(seconds["transformers"] / seconds["ours"], 2),
-        "same_answers": answers["ours"] == answers["ours_no_reuse"] == answers["transformers"],
+        "same_answers": all(answers[name] == answers["transformers"] for name in paths),
     }
     table = Table(title=f"Few-shot generation ({base.name}, {args.shots} exemplars, "
                         f"{len(rendered)} articles, {args.max_new_tokens} new tokens at most)")

@@ -71,12 +71,20 @@ def test_consecutive_groups_grow_while_they_fit():
     assert consecutive_groups([], lambda g: True) == []
 
 
-@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gemma2"])
 def test_other_architectures_generate_what_generate_gives(default_backend, family):
-    """Learned absolute positions (GPT-2) and rotary with grouped keys (Qwen2), random weights
-    in tiny shapes: batched answers equal transformers' generate on each prompt alone."""
+    """Learned absolute positions (GPT-2), rotary with grouped keys (Qwen2), and sliding-window
+    layers beside full ones (Gemma2), random weights in tiny shapes: batched answers equal
+    transformers' generate on each prompt alone."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        GPT2Config,
+        GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     tokenizer = default_backend.tokenizer
     ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
@@ -84,11 +92,36 @@ def test_other_architectures_generate_what_generate_gives(default_backend, famil
     torch.manual_seed(0)
     if family == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(n_positions=512, n_embd=32, n_layer=2, n_head=2, **ids))
-    else:
+    elif family == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                              num_attention_heads=4, num_key_value_heads=2,
                                              max_position_embeddings=512, **ids))
+    else:
+        model = Gemma2ForCausalLM(Gemma2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                               num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                               max_position_embeddings=512, sliding_window=4096, **ids))
     prompts = [f"{INSTRUCTION}Review: {r}\nSummary:" for r in REVIEWS]
     for prefix_reuse in (True, False):
         llm = HFCausalLM(model.eval(), tokenizer, name=family, identity=family, prefix_reuse=prefix_reuse)
         assert llm.generate(prompts, max_new_tokens=8) == [alone(llm, p, 8, None) for p in prompts]
+
+
+def test_the_decode_writes_new_tokens_into_room_allocated_once(default_backend):
+    """The decode's cache holds the prompt's keys and values and writes each new token's into
+    the room after them, in place: what attention reads equals the concatenation, and no
+    layer's storage moves (transformers' DynamicLayer copies the whole cache per token)."""
+    import torch
+
+    llm = HFCausalLM(default_backend.model, default_backend.tokenizer, name="t", identity="t")
+    config = default_backend.model.config
+    shape = (2, config.num_key_value_heads, 9, config.hidden_size // config.num_attention_heads)
+    room = [(torch.randn(shape), torch.randn(shape)) for _ in range(config.num_hidden_layers)]
+    cache = llm._decode_cache(room, 5)
+    assert cache.get_seq_length() == 5
+    storage = [layer.keys.data_ptr() for layer in cache.layers]
+    for n in range(6, 10):
+        new_k, new_v = torch.randn(*shape[:2], 1, shape[3]), torch.randn(*shape[:2], 1, shape[3])
+        keys, values = cache.layers[0].update(new_k, new_v)
+        assert keys.shape[2] == n and torch.equal(keys[:, :, -1:], new_k) and torch.equal(values[:, :, -1:], new_v)
+        assert torch.equal(keys[:, :, :5], room[0][0][:, :, :5])
+    assert [layer.keys.data_ptr() for layer in cache.layers] == storage
