@@ -280,6 +280,18 @@ def test_hf_spec_loads_a_local_model_directory(default_backend, tmp_path):
     assert np.allclose(llm.score(prompts, LABELS), default_backend.score(prompts, LABELS), atol=1e-4)
 
 
+def test_the_converted_default_model_is_kept_per_transformers_major():
+    """A copy saved by one transformers major is not read by another (transformers 5 saves a
+    tokenizer class 4 lacks): the copy's directory names the major it was saved with."""
+    import transformers
+
+    from prompt_env.llm.default_model import default_model_dir
+
+    directory, identity = default_model_dir()
+    assert directory.name.endswith(f"-transformers{transformers.__version__.split('.')[0]}")
+    assert (directory / "prompt-env.json").is_file() and identity.split(":")[-1] in directory.name
+
+
 def test_embed_shape(default_backend):
     vectors = default_backend.embed(["a film", "another longer piece of text"])
     assert vectors.shape == (2, 576) and vectors.dtype == np.float32

