@@ -224,6 +224,28 @@ def test_the_budget_rule_matches_its_committed_rows(shared_data_dir, monkeypatch
     assert BUDGET_RULE <= min(ahead) and BUDGET_RULE > min(ahead) - 0.5
 
 
+def test_the_evaluation_progress_counts_the_calls_its_table_counts(reviews):
+    """The progress line of the held-out evaluation reports the calls the results table will
+    count: a second metric read from the same cached answers (token F1 on generation files,
+    here the label margin) adds none. Real model, real SST-2 sentences."""
+    import io
+
+    from rich.console import Console
+
+    from agents.experiments.optimize import evaluate_prompts
+    from agents.experiments.setting import Setting
+    from agents.progress import ProgressReporter
+
+    setting = Setting.for_task(str(reviews), split="test", test_limit=4, dev_limit=2)
+    pool = setting.select_env().prompts
+    buffer = io.StringIO()
+    with ProgressReporter(console=Console(file=buffer, force_terminal=False, width=200)) as reporter:
+        entries = evaluate_prompts(setting, pool[:2], reporter, "margin")
+    assert [e["usage"]["calls"] for e in entries] == [4, 4] and all("margin" in e for e in entries)
+    assert setting.select_env().llm_usage()["calls"] == 16  # the margin reread the cache
+    assert buffer.getvalue().splitlines()[-1].endswith("2/2 (LLM calls 8 | cache hits 0)")
+
+
 def test_each_held_out_evaluation_counts_its_own_pairs_and_a_renamed_prompt_is_scored_once(reviews):
     """The winner of a search is often a pool prompt under the Edit env's name: it is scored
     once (marked ``same_as``), not again from the cache with no distinct pairs of its own. A

@@ -145,6 +145,7 @@ def evaluate_prompts(setting: Setting, prompts: Sequence[Any], reporter: Progres
     for i, key in enumerate(keys):
         first.setdefault(key, i)
     scored: dict[Any, dict[str, Any]] = {}
+    spent = Usage()  # the evaluation's own requests, as the table counts them
     bar = reporter.add(f"held-out test: {len(first)} prompts", len(first))
     for key, i in first.items():
         env.restart_distinct_count()
@@ -156,9 +157,9 @@ def evaluate_prompts(setting: Setting, prompts: Sequence[Any], reporter: Progres
             entry[extra_metric] = float(env.score_prompts([prompts[i]], "test", reward=extra_metric,
                                                           limit=setting.test_limit).mean())
         scored[key] = entry
-        meter = env.llm_usage()
+        spent += usage()  # not the extra metric's reread of the same answers from the cache
         reporter.update(bar, completed=len(scored),
-                        status=f"LLM calls {meter['calls']} | cache hits {meter['cache_hits']}")
+                        status=f"LLM calls {spent.calls} | cache hits {spent.cache_hits}")
     # a prompt listed again repeats the first entry, marked so that its cost is counted once
     return [{**scored[key], "same_as": first[key]} if first[key] != i else scored[key]
             for i, key in enumerate(keys)]
