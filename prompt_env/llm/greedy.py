@@ -154,7 +154,7 @@ class CausalGeneration:
         # the batch's keys and values, one tensor per layer: the prefix, then padding, then
         # each row's own tokens (right-aligned), then room for the decode's; each bucket's pass
         # is copied in once
-        length, room = p + width, p + width + max(max_new_tokens - 1, 0)
+        length, room = p + width, p + width + max_new_tokens - 1  # max_new_tokens >= 1
         layers_kv: list[tuple[Any, Any]] = []
         first: list[int] = []
         for group in consecutive_groups(range(len(rows)), bucket):
@@ -169,15 +169,15 @@ class CausalGeneration:
             first += best
         self.stats.prompt_tokens += sum(len(r) for r in rows)
         found = GreedyRows(len(rows), {self.tokenizer.eos_token_id}, self._text, stop)
-        if max_new_tokens > 0 and not found.add(first):
+        if not found.add(first):
             cache = self._decode_cache(layers_kv, length)
-            mask = torch.tensor([[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows],
-                                dtype=torch.long, device=self.device)
+            # the mask of the whole room, one slice of it per step
+            mask = torch.tensor([[1] * p + [0] * (width - len(r)) + [1] * (len(r) + max_new_tokens - 1)
+                                 for r in rows], dtype=torch.long, device=self.device)
             step = torch.tensor([[t] for t in first], dtype=torch.long, device=self.device)
             for n in range(1, max_new_tokens):
-                mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
                 positions = self._positions([[p + len(r) + n - 1] for r in rows])
-                out = self._forward(step, mask, cache=cache, **positions)
+                out = self._forward(step, mask[:, :length + n], cache=cache, **positions)
                 best = out.logits[:, -1].argmax(dim=-1)
                 if found.add(best.tolist()):
                     break
@@ -191,15 +191,14 @@ class CausalGeneration:
         other kinds (sliding window) keep a copy and grow as transformers grows them."""
         from transformers.cache_utils import DynamicLayer
 
-        filled = [(k[:, :, :length], v[:, :, :length]) for k, v in layers_kv]
         cache = self._new_cache()
         if len(getattr(cache, "layers", ())) != len(layers_kv):
-            return self._new_cache(filled)
-        for i, layer in enumerate(cache.layers):
+            return self._new_cache([(k[:, :, :length], v[:, :, :length]) for k, v in layers_kv])
+        for i, (layer, (k, v)) in enumerate(zip(cache.layers, layers_kv, strict=True)):
             if type(layer) is DynamicLayer:
-                cache.layers[i] = _roomy_layer()(*layers_kv[i], length)
+                cache.layers[i] = _roomy_layer()(k, v, length)
             else:
-                layer.update(*filled[i])
+                layer.update(k[:, :, :length], v[:, :, :length])
         return cache
 
     def _prompt_pass(self, rows: list[list[int]], p: int,
