@@ -5,7 +5,9 @@ articles as exemplars (the prompts the Edit env scores on a generation task), in
 process, on the default model, greedy, stopping at a newline:
 
 * transformers: the batch as a user of transformers writes it: the whole prompts, left
-  padded to the longest, one ``model.generate`` call (the reference);
+  padded to the longest, one ``model.generate`` call (the reference), with a stopping
+  criterion for the stop string as prompt-env reads it (after the answer's first visible
+  character; ``stop_strings`` would also stop in the whitespace before);
 * ours, no reuse: ``HFCausalLM(prefix_reuse=False).generate``: every row reads its whole
   prompt, the prompt pass in buckets of similar length, then one batched decode;
 * ours: the default: the instruction and exemplars, shared by every row, are read once and
@@ -35,7 +37,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from prompt_env.llm.base import cut_at_stop
+from prompt_env.llm.base import cut_at_stop, stopped
 from prompt_env.llm.hf import HFCausalLM
 from prompt_env.llm.hf_loading import load_default
 from prompt_env.llm.prefix_cache import common_prefix
@@ -54,11 +56,21 @@ def transformers_generate(base: HFCausalLM, texts: list[str], max_new_tokens: in
     pad = base.tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(c)) + c for c in contexts])
     mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class AfterVisibleText(StoppingCriteria):
+        """A row is done once its new text holds a stop string after its first visible
+        character (generate's own ``stop_strings`` would also stop in the whitespace before)."""
+
+        def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001 - transformers' hook
+            new = [base.tokenizer.decode(row, skip_special_tokens=True) for row in input_ids[:, width:].tolist()]
+            return torch.tensor([stopped(t, STOP) for t in new], device=input_ids.device)
+
     with torch.inference_mode():
         out = base.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                   do_sample=False, num_beams=1, pad_token_id=pad,
-                                  eos_token_id=[base.tokenizer.eos_token_id], stop_strings=STOP,
-                                  tokenizer=base.tokenizer)[:, width:].tolist()
+                                  eos_token_id=[base.tokenizer.eos_token_id],
+                                  stopping_criteria=StoppingCriteriaList([AfterVisibleText()]))[:, width:].tolist()
     answers = [cut_at_stop(base.tokenizer.decode([t for t in row if t != pad], skip_special_tokens=True), STOP)
                for row in out]
     return answers, sum(len(c) for c in contexts)

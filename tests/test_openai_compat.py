@@ -362,3 +362,23 @@ def test_a_server_that_applies_the_bias_to_logprobs_is_not_trusted(
 
     llm = fast_client(scripted(respond).base_url)
     assert llm.resolve_score_method() == "generate-match"
+
+
+def test_a_stop_string_in_the_whitespace_before_an_answer_does_not_end_it(
+        scripted: Callable[..., ScriptedServer]) -> None:
+    """Servers cut at a stop string wherever it falls; a model that opens with a newline under
+    a newline stop gets an empty answer there. The client then asks once more without the
+    stop and cuts after the answer's first visible character, as the in-process backends do."""
+    model_text = {"opens with a newline": "\n\nA short summary.\nAnd more.", "plain": " Yes.\nNo."}
+
+    def respond(path: str, body: dict[str, Any]) -> Reply:
+        text = model_text[body["prompt"]]
+        for stop in body.get("stop", []):
+            text = text.split(stop)[0]
+        return 200, completion(text)
+
+    server = scripted(respond)
+    llm = fast_client(server.base_url)
+    assert llm.generate(["opens with a newline", "plain"], 8, ["\n"]) == ["\n\nA short summary.", " Yes."]
+    asked = sorted((body["prompt"], "stop" in body) for _, body, _ in server.requests)
+    assert asked == [("opens with a newline", False), ("opens with a newline", True), ("plain", True)]

@@ -224,7 +224,8 @@ class LLM(abc.ABC):
         stop: Sequence[str] | None = None,
     ) -> list[str]:
         """Greedy continuation of each prompt (at most ``max_new_tokens`` tokens), cut at the
-        first stop string."""
+        first stop string after the answer's first visible character (whitespace before it
+        never ends an answer)."""
         prompts = validate_prompts(prompts)
         max_new_tokens = validate_max_new_tokens(max_new_tokens)
         stop_list = validate_stop(stop)
@@ -268,13 +269,22 @@ class LLM(abc.ABC):
 
 
 def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
-    """Cut ``text`` at the earliest occurrence of any stop string."""
+    """Cut ``text`` at the earliest occurrence of any stop string after its first visible
+    character: whitespace before an answer never ends it (a model that opens with a newline
+    under a newline stop still answers)."""
     if not stop:
         return text
+    start = len(text) - len(text.lstrip())
     cut = len(text)
     for s in stop:
         if s:
-            k = text.find(s)
+            k = text.find(s, start)
             if k != -1:
                 cut = min(cut, k)
     return text[:cut]
+
+
+def stopped(text: str, stop: Sequence[str] | None) -> bool:
+    """Whether ``text`` already holds a stop string after its first visible character (see
+    :func:`cut_at_stop`)."""
+    return cut_at_stop(text, stop) != text

@@ -210,6 +210,12 @@ class Budget:
         )
 
 
+GENERATE_KEY = "generate-2"
+"""The first part of a generation's key. "generate-2": a stop string counts from the answer's
+first visible character on; answers stored under "generate" were cut at a stop string in the
+whitespace before the answer, and are not read."""
+
+
 def _key(*parts: Any) -> str:
     blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -330,7 +336,7 @@ class CachedLLM(LLM):
     def _generate(self, prompts: list[PromptInput], max_new_tokens: int, stop: list[str] | None) -> list[str]:
         model = self.identity()
         stop_list = stop or []
-        keys = [_key("generate", model, p, max_new_tokens, stop_list) for p in prompts]
+        keys = [_key(GENERATE_KEY, model, p, max_new_tokens, stop_list) for p in prompts]
         found = self.store.get_many(keys) if self.store is not None else {}
         missing = [i for i, k in enumerate(keys) if k not in found]
         unique_missing = list(dict.fromkeys(keys[i] for i in missing))

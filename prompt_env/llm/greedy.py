@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prompt_env.llm.base import cut_at_stop
+from prompt_env.llm.base import cut_at_stop, stopped
 from prompt_env.llm.transformers_engine import TOKENS_PER_FORWARD, layers_of_output
 
 DECODE_ROWS = 32
@@ -79,8 +79,8 @@ def _takes_positions(model_class: type) -> bool:
 
 class GreedyRows:
     """The generated tokens of rows decoded together. A row finishes at an end-of-sequence
-    token (not kept) or once its text contains a stop string; its answer is its text cut at
-    the first stop string."""
+    token (not kept) or once its text holds a stop string after its first visible character;
+    its answer is its text cut there (:func:`~prompt_env.llm.base.cut_at_stop`)."""
 
     def __init__(self, n: int, eos_ids: set[int], decode: Callable[[list[int]], str],
                  stops: Sequence[str] | None) -> None:
@@ -99,7 +99,7 @@ class GreedyRows:
                 self.done[r] = True
                 continue
             self.tokens[r].append(int(token))
-            if self._stops and any(s in self._decode(self.tokens[r]) for s in self._stops):
+            if self._stops and stopped(self._decode(self.tokens[r]), self._stops):
                 self.done[r] = True
         return all(self.done)
 

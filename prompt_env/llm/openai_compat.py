@@ -219,15 +219,22 @@ class OpenAICompatLLM(RetryingJSONClient, LLM):
             "temperature": 0,
             "seed": self.seed,
         }
-        if stop:
-            body["stop"] = stop[:4]  # the OpenAI API takes at most four; the rest are cut here
         if isinstance(prompt, str):
             body["prompt"] = prompt
-            text, usage = self._post("/v1/completions", body, completion_text)
+            path, read = "/v1/completions", completion_text
         else:
             body["messages"] = prompt
-            text, usage = self._post("/v1/chat/completions", body, chat_text)
+            path, read = "/v1/chat/completions", chat_text
+        if stop:
+            body["stop"] = stop[:4]  # the OpenAI API takes at most four; the rest are cut here
+        text, usage = self._post(path, body, read)
         self._count_tokens(prompt_tokens=usage[0], generated_tokens=usage[1])
+        if stop and not text.strip():
+            # the server ends at a stop string wherever it falls, also in the whitespace before
+            # an answer, which here never ends one: ask again with the stop applied here alone
+            del body["stop"]
+            text, usage = self._post(path, body, read)
+            self._count_tokens(prompt_tokens=usage[0], generated_tokens=usage[1])
         return cut_at_stop(text, stop)
 
     # ------------------------------------------------------------------ scoring

@@ -31,7 +31,7 @@ import numpy as np
 
 import prompt_env
 from prompt_env.llm.base import PromptInput
-from prompt_env.llm.cache import CachedLLM, ResponseCache, _checksum, _key
+from prompt_env.llm.cache import GENERATE_KEY, CachedLLM, ResponseCache, _checksum, _key
 from prompt_env.llm.fake import FakeLLM
 
 PACKAGE_ROOT = Path(prompt_env.__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def batch_rows(trial: int, batch: int) -> dict[str, str]:
             for p, row in zip(prompts, values)
         }
     texts = fake.generate(prompts, 4)
-    return {_key("generate", model, p, 4, []): json.dumps(t) for p, t in zip(prompts, texts)}
+    return {_key(GENERATE_KEY, model, p, 4, []): json.dumps(t) for p, t in zip(prompts, texts)}
 
 
 def check_cache_file(
