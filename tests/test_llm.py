@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 
@@ -16,7 +17,8 @@ from prompt_env.errors import (
     PromptTooLongError,
 )
 from prompt_env.llm import CachedLLM, load_llm, normalize_spec
-from prompt_env.llm.cache import ResponseCache
+from prompt_env.llm.cache import GENERATE_KEY, LEGACY_GENERATE_KEY, ResponseCache
+from prompt_env.llm.cache import _key as cache_key
 
 INSTRUCTION = "Classify the sentiment of each movie review as positive or negative."
 CLEAR_CUT = [
@@ -157,6 +159,34 @@ def test_cache_survives_reopen_and_counts_hits(default_backend, tmp_path):
     b = reopened.score(prompts, LABELS)
     assert np.array_equal(a, b) and reopened.stats.cache_hits == 1 and reopened.stats.model_calls == 0
     assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_answers_cached_before_the_stop_reading_changed_are_kept_where_they_hold(default_backend, tmp_path):
+    """Answers stored under the legacy generation key were cut at the first stop string wherever
+    it fell. One with visible text is what the current reading gives, so it is read (and copied
+    to the current key); a blank one may have been cut before its answer, so the model is asked
+    again; without stop strings nothing changed, so even a blank one is read."""
+    path = tmp_path / "old.sqlite"
+    model = default_backend.identity()
+    held, blank, unstopped = "Q: What is the capital of France?\nA:", "Q: What is 2+2?\nA:", "Q: Name a colour.\nA:"
+    ResponseCache(path).put_many(
+        [
+            (cache_key(LEGACY_GENERATE_KEY, model, held, 12, ["\n"]), model, "generate", json.dumps(" stored answer")),
+            (cache_key(LEGACY_GENERATE_KEY, model, blank, 12, ["\n"]), model, "generate", json.dumps("")),
+            (cache_key(LEGACY_GENERATE_KEY, model, unstopped, 12, []), model, "generate", json.dumps("")),
+        ]
+    )
+    llm = CachedLLM(default_backend, path)
+    out = llm.generate([held, blank], max_new_tokens=12, stop=["\n"])
+    assert out[0] == " stored answer"
+    assert out[1] == default_backend.generate([blank], max_new_tokens=12, stop=["\n"])[0] and out[1].strip()
+    assert llm.stats.cache_hits == 1 and llm.stats.model_calls == 1
+    assert llm.generate([unstopped], max_new_tokens=12) == [""]
+    reopened = CachedLLM(default_backend, path)
+    assert reopened.generate([held, blank], max_new_tokens=12, stop=["\n"]) == out
+    assert reopened.stats.model_calls == 0
+    current = ResponseCache(path).get_many([cache_key(GENERATE_KEY, model, held, 12, ["\n"])])
+    assert list(current.values()) == [json.dumps(" stored answer")]
 
 
 def _writer(path: str, worker: int, out: multiprocessing.Queue) -> None:

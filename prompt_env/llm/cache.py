@@ -212,8 +212,19 @@ class Budget:
 
 GENERATE_KEY = "generate-2"
 """The first part of a generation's key. "generate-2": a stop string counts from the answer's
-first visible character on; answers stored under "generate" were cut at a stop string in the
-whitespace before the answer, and are not read."""
+first visible character on. Answers stored under :data:`LEGACY_GENERATE_KEY` were cut at the
+first stop string wherever it fell; see :func:`legacy_answer_holds`."""
+
+LEGACY_GENERATE_KEY = "generate"
+
+
+def legacy_answer_holds(text: str, stop: Sequence[str]) -> bool:
+    """Whether an answer stored under :data:`LEGACY_GENERATE_KEY` is what the current reading
+    gives. The old cut and the new one differ only where a stop string fell in the whitespace
+    before the answer's first visible character, and then the old answer is whitespace only. So
+    an old answer with visible text (or one generated without stop strings) is kept; a blank
+    one is asked again."""
+    return not stop or bool(text.strip())
 
 
 def _key(*parts: Any) -> str:
@@ -338,6 +349,8 @@ class CachedLLM(LLM):
         stop_list = stop or []
         keys = [_key(GENERATE_KEY, model, p, max_new_tokens, stop_list) for p in prompts]
         found = self.store.get_many(keys) if self.store is not None else {}
+        if self.store is not None and len(found) < len(set(keys)):
+            found.update(self._legacy_answers(model, prompts, keys, found, max_new_tokens, stop_list))
         missing = [i for i, k in enumerate(keys) if k not in found]
         unique_missing = list(dict.fromkeys(keys[i] for i in missing))
         first_index = {keys[i]: i for i in reversed(missing)}
@@ -361,6 +374,35 @@ class CachedLLM(LLM):
                 raise self._damaged(k)
             outputs.append(value)
         return outputs
+
+    def _legacy_answers(
+        self,
+        model: str,
+        prompts: list[PromptInput],
+        keys: list[str],
+        found: dict[str, str],
+        max_new_tokens: int,
+        stop_list: list[str],
+    ) -> dict[str, str]:
+        """Answers for keys not found, read from entries stored under the legacy key where they
+        still hold (:func:`legacy_answer_holds`); each is copied to its current key."""
+        assert self.store is not None
+        old_of: dict[str, str] = {}
+        asked: set[str] = set()
+        for p, k in zip(prompts, keys):
+            if k not in found and k not in asked:
+                asked.add(k)
+                old_of[_key(LEGACY_GENERATE_KEY, model, p, max_new_tokens, stop_list)] = k
+        if not old_of:
+            return {}
+        kept: dict[str, str] = {}
+        for old, value in self.store.get_many(list(old_of)).items():
+            text = json.loads(value)
+            if isinstance(text, str) and legacy_answer_holds(text, stop_list):
+                kept[old_of[old]] = value
+        if kept:
+            self.store.put_many([(k, model, "generate", v) for k, v in kept.items()])
+        return kept
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.inner.embed(texts)
