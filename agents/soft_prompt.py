@@ -46,7 +46,7 @@ import numpy as np
 from agents.checkpoint import read_checkpoint, read_checkpoint_header, write_checkpoint
 from prompt_env.errors import CheckpointError, PromptEnvError, PromptTooLongError
 from prompt_env.llm import normalize_spec
-from prompt_env.llm.base import cut_at_stop
+from prompt_env.llm.base import cut_at_stop, stopped
 from prompt_env.llm.threads import set_threads
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import PLAIN_STOP, clean_generation, default_max_new_tokens, resolve_reward
@@ -305,7 +305,9 @@ class SoftPrompt:
         return texts
 
     def _greedy(self, out: Any, stop: list[str] | None) -> str:
-        """Greedy tokens after the first forward pass ``out``, until EOS, a stop or the limit."""
+        """Greedy tokens after the first forward pass ``out``, until EOS, a stop after the
+        answer's first visible character (the reading of :func:`~prompt_env.llm.base.cut_at_stop`)
+        or the limit."""
         import torch
 
         tokenizer, new = self.hf.tokenizer, []
@@ -314,7 +316,7 @@ class SoftPrompt:
             if token == tokenizer.eos_token_id:
                 break
             new.append(token)
-            if stop and any(s in tokenizer.decode(new, skip_special_tokens=True) for s in stop):
+            if stop and stopped(tokenizer.decode(new, skip_special_tokens=True), stop):
                 break
             cache = getattr(out, "cache", None) or out.past_key_values
             mask = torch.ones((1, cache.get_seq_length() + 1), dtype=torch.long, device=self.hf.device)
