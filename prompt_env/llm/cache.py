@@ -349,7 +349,7 @@ class CachedLLM(LLM):
         stop_list = stop or []
         keys = [_key(GENERATE_KEY, model, p, max_new_tokens, stop_list) for p in prompts]
         found = self.store.get_many(keys) if self.store is not None else {}
-        if self.store is not None and len(found) < len(set(keys)):
+        if self.store is not None:
             found.update(self._legacy_answers(model, prompts, keys, found, max_new_tokens, stop_list))
         missing = [i for i, k in enumerate(keys) if k not in found]
         unique_missing = list(dict.fromkeys(keys[i] for i in missing))
@@ -386,14 +386,10 @@ class CachedLLM(LLM):
     ) -> dict[str, str]:
         """Answers for keys not found, read from entries stored under the legacy key where they
         still hold (:func:`legacy_answer_holds`); each is copied to its current key."""
-        assert self.store is not None
-        old_of: dict[str, str] = {}
-        asked: set[str] = set()
-        for p, k in zip(prompts, keys):
-            if k not in found and k not in asked:
-                asked.add(k)
-                old_of[_key(LEGACY_GENERATE_KEY, model, p, max_new_tokens, stop_list)] = k
-        if not old_of:
+        # the same prompt gives the same current key and the same legacy key
+        old_of = {_key(LEGACY_GENERATE_KEY, model, p, max_new_tokens, stop_list): k
+                  for p, k in zip(prompts, keys) if k not in found}
+        if self.store is None or not old_of:
             return {}
         kept: dict[str, str] = {}
         for old, value in self.store.get_many(list(old_of)).items():
