@@ -82,6 +82,17 @@ def test_a_row_counts_the_distinct_pairs_its_policy_would_cost_alone(shared_data
     assert rows[0]["distinct_pairs"] == rows[0]["llm_calls"]  # read from the pool's tables
 
 
+def test_a_dev_split_smaller_than_the_minibatch_is_what_a_new_prompt_costs() -> None:
+    """4 dev inputs under a minibatch of 32: the env scores 4 per new prompt, so the policies
+    plan with 4 (they used to plan 60 // 32 = 1 new prompt and leave the budget unspent)."""
+    setting = fake_setting(edit_minibatch=32, edit_options={"fixed_minibatch": True, "max_edits": 3})
+    assert setting.edit_cost() == 4
+    assert fake_setting(edit_minibatch=32, edit_options={"max_examples": 3}).edit_cost() == 3
+    assert fake_setting(edit_minibatch=None).edit_cost() == 4
+    row = run_policy(setting, "edit-tabular-q", 60)
+    assert row["train_calls"] > 40 and "minibatch of 4," in row["notes"]
+
+
 def test_tables_render_for_terminal_and_markdown() -> None:
     rows = [run_policy(fake_setting(seed=s), name, 8) | {"task": "bbc-topic"}
             for s in (0, 1) for name in ("manual", "ucb1", "per-query-oracle")]

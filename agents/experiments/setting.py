@@ -235,11 +235,14 @@ class Setting:
         return kwargs
 
     def edit_cost(self) -> int:
-        """LLM calls of scoring one new prompt in the Edit env (its minibatch size)."""
-        size = {**{"minibatch_size": self.edit_minibatch}, **self.edit_options}["minibatch_size"]
-        if size is None:
-            return len(self.select_env().task.split(self.edit_options.get("split", "dev")))
-        return int(size)
+        """LLM calls of scoring one new prompt in the Edit env: its minibatch, which the env
+        caps at the inputs of the split it draws from (all of them with ``minibatch_size=None``)."""
+        kwargs = {**self.env_kwargs, "minibatch_size": self.edit_minibatch, **self.edit_options}
+        n = len(self.select_env().task.split(kwargs.get("split", "dev")))
+        if kwargs.get("max_examples") is not None:
+            n = min(n, int(kwargs["max_examples"]))
+        size = kwargs["minibatch_size"]
+        return n if size is None else min(int(size), n)
 
     @property
     def n_eval(self) -> int:
