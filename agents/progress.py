@@ -61,6 +61,7 @@ class ProgressReporter:
         self._bars: list[_Bar] = []
         self._live: Progress | None = None
         self._depth = 0
+        self._library_bars: bool | None = None  # transformers' bars before a quiet run began
         if enabled and self.console.is_terminal:
             self._live = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -73,6 +74,8 @@ class ProgressReporter:
 
     def __enter__(self) -> ProgressReporter:
         self._depth += 1
+        if self._depth == 1 and not self.enabled:
+            self._library_bars = _set_library_bars(False)
         if self._live is not None and self._depth == 1:
             self._live.start()
         return self
@@ -81,6 +84,9 @@ class ProgressReporter:
         self._depth -= 1
         if self._live is not None and self._depth == 0:
             self._live.stop()
+        if self._depth == 0 and self._library_bars is not None:
+            _set_library_bars(self._library_bars)
+            self._library_bars = None
 
     def add(self, description: str, total: int, *, completed: int = 0, status: str = "") -> int:
         """A new bar; returns its handle for :meth:`update`."""
@@ -139,6 +145,19 @@ class ProgressReporter:
     def print(self, *objects: Any, **options: Any) -> None:
         """Print above the live bars (or plainly), whether or not bars are enabled."""
         self.console.print(*objects, **options)
+
+
+def _set_library_bars(enabled: bool) -> bool | None:
+    """Turn transformers' own tqdm bars (model loading, the default model's one-time GGUF
+    conversion) on or off, so that a quiet run prints none; returns their previous state
+    (None without transformers)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    return before
 
 
 def reporter_for(progress: bool | ProgressReporter | None) -> ProgressReporter:

@@ -139,6 +139,26 @@ def test_progress_reporter_prints_plain_lines_in_a_log() -> None:
     silent.update(silent.add("x", 1), advance=1)
 
 
+def test_a_quiet_reporter_silences_the_libraries_bars_and_gives_them_back() -> None:
+    """--no-progress / progress=False: no transformers bar, not even the GGUF reader's own
+    tqdm bar of the default model's one-time conversion; the setting is restored after."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_reader
+    from transformers.utils import logging as hf_logging
+
+    from prompt_env.llm.default_model import _gguf_bar_as_configured
+
+    hf_logging.enable_progress_bar()  # as on a terminal with no HF_HUB_DISABLE_PROGRESS_BARS
+    with ProgressReporter(enabled=False), ProgressReporter(enabled=False):
+        assert not hf_logging.is_progress_bar_enabled()
+        with _gguf_bar_as_configured():
+            assert gguf_reader.tqdm(range(3)).disable
+        assert not gguf_reader.tqdm(range(3), file=io.StringIO()).disable
+    assert hf_logging.is_progress_bar_enabled()
+    with ProgressReporter(enabled=True, console=Console(file=io.StringIO())), _gguf_bar_as_configured():
+        assert hf_logging.is_progress_bar_enabled()
+        assert not gguf_reader.tqdm(range(3), file=io.StringIO()).disable
+
+
 def test_usage_meter_counts_distinct_requests_and_phases() -> None:
     from prompt_env.llm import load_llm
 

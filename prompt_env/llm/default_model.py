@@ -10,13 +10,17 @@ transformers 5 names a class that 4 lacks).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from prompt_env.errors import LLMError
@@ -57,15 +61,37 @@ def file_digest(path: Path, length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
+@contextlib.contextmanager
+def _gguf_bar_as_configured() -> Iterator[None]:
+    """transformers' GGUF reader draws its "de-quantizing" bar with tqdm directly, ignoring
+    ``transformers.utils.logging.disable_progress_bar()``: while that is in force (a quiet
+    run), draw none."""
+    from transformers.utils import logging as hf_logging
+
+    module = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    if module is None:
+        import transformers.modeling_gguf_pytorch_utils as module
+    bar = getattr(module, "tqdm", None)
+    if bar is None or hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    module.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = bar
+
+
 def _convert_default_model(gguf: Path, target: Path) -> None:
     """Dequantise the GGUF once and save a safetensors copy (atomically) at ``target``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
+    with _gguf_bar_as_configured():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
