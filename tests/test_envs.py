@@ -237,6 +237,38 @@ def test_budget_truncates_instead_of_crashing():
     assert steps == 4 and truncated and info["budget_exhausted"]
 
 
+def test_a_spent_edit_budget_truncates_and_a_learner_goes_on():
+    """A reset the budget cannot score says so; the next step truncates (it used to raise
+    "call reset() before step()", which crashed MaskablePPO mid-rollout)."""
+    from sb3_contrib import MaskablePPO
+
+    env = gym.make("PromptEnv/BBCTopic-Edit-v0", budget={"calls": 10}, minibatch_size=4)
+    env.reset(seed=0)
+    stop = env.unwrapped.action_meanings().index("stop")
+    info = {"budget_exhausted": False}
+    while not info["budget_exhausted"]:
+        masks = env.unwrapped.action_masks()
+        masks[stop] = 0
+        _, _, terminated, truncated, info = env.step(int(np.flatnonzero(masks)[0]))
+        if (terminated or truncated) and not info["budget_exhausted"]:
+            env.reset()
+    _, info = env.reset()
+    assert info["budget_exhausted"]
+    _, reward, terminated, truncated, info = env.step(stop)
+    assert (reward, terminated, truncated, info["budget_exhausted"]) == (0.0, False, True, True)
+    fresh = gym.make("PromptEnv/BBCTopic-Edit-v0", budget={"calls": 10}, minibatch_size=4)
+    MaskablePPO("MlpPolicy", fresh, n_steps=8, batch_size=8, seed=0).learn(16)
+    assert fresh.unwrapped.calls_used <= 10
+
+
+def test_the_edit_env_with_the_llm_encoder_observes_the_model_width():
+    env = gym.make("PromptEnv/BBCTopic-Edit-v0", encoder="llm", minibatch_size=2)
+    obs, _ = env.reset(seed=0)
+    width = sum(env.unwrapped.space.radices) + 1 + env.unwrapped.llm.model.config.hidden_size
+    assert obs.shape == env.observation_space.shape == (width,) and env.observation_space.contains(obs)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+
+
 def test_llm_failure_names_env_and_prompt(tmp_path):
     from prompt_env.errors import LLMError
 

@@ -182,6 +182,12 @@ class PromptEnvBase(gym.Env):
             self._encoder = make_encoder(self.encoder_name, lambda: self.llm, self.encoder_dim)
         return self._encoder
 
+    @property
+    def context_dim(self) -> int:
+        """Width of an encoded input: ``encoder_dim``, or the model's hidden size for
+        ``encoder="llm"`` (which loads the model to learn it)."""
+        return int(self.encoder.dim) if self.encoder_name == "llm" else self.encoder_dim
+
     def _select_examples(self) -> list[Example]:
         examples = self.task.split(self.split)
         if self.max_examples is not None:

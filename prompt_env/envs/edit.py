@@ -74,8 +74,9 @@ class PromptEditEnv(PromptEnvBase):
     `Box(0, 1, (D,), float32)`: one-hots of the current instruction, each
     slot's example (or empty), template, verbalizer (and calibration, with
     `calibration_choices`), the fraction of the edit budget used, and the mean
-    hashed bag-of-words of the episode's minibatch (the task context, rescaled to
-    [0, 1]). The `-Tabular` variant observes `Discrete(M)`: the mixed-radix id of
+    encoding of the episode's minibatch (the task context, rescaled to [0, 1]):
+    `encoder_dim` wide for the hashed bag-of-words, the model's hidden size for
+    `encoder="llm"`. The `-Tabular` variant observes `Discrete(M)`: the mixed-radix id of
     the configuration (instruction, slots, template, verbalizer, calibration), for
     tabular Q-learning (`TabularQAgent` keeps rows for visited states only when M
     is large).
@@ -105,7 +106,9 @@ class PromptEditEnv(PromptEnvBase):
     ## Episode End
 
     Terminated by the stop action. Truncated after `max_edits` edits, or
-    when the LLM budget runs out (`info["budget_exhausted"] = True`).
+    when the LLM budget runs out (`info["budget_exhausted"] = True`; a reset whose
+    start prompt the budget cannot score says so in its info, and the next step
+    truncates, as in every env of the package).
 
     ## Arguments
 
@@ -238,14 +241,15 @@ class PromptEditEnv(PromptEnvBase):
         if tabular:
             self.observation_space = spaces.Discrete(int(np.prod(self._radices)))
         else:
-            size = sum(self._radices) + 1 + self.encoder_dim
+            size = sum(self._radices) + 1 + self.context_dim
             self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
         self.state = self.initial_state
         self._batch: list[int] = []
-        self._context = np.zeros(self.encoder_dim, dtype=np.float32)
+        self._context = np.zeros(0 if tabular else self.context_dim, dtype=np.float32)
         self._edits = 0
         self._score = 0.0
         self._done = True
+        self._spent_at_reset = False
 
     # ------------------------------------------------------------- building
     def _initial_state(self, manual: Prompt, given: dict[str, Any]) -> PromptState:
@@ -654,7 +658,7 @@ class PromptEditEnv(PromptEnvBase):
         score = self.score_prompt(self.prompt)
         self._score = 0.0 if score is None else score
         info = self._info(budget_exhausted=score is None)
-        self._done = score is None
+        self._spent_at_reset = score is None  # the first step truncates (a learner's loop goes on)
         self._last_render = self._render_text("reset")
         return self.observe(), info
 
@@ -663,6 +667,9 @@ class PromptEditEnv(PromptEnvBase):
             raise RuntimeError(f"{self.env_id}: call reset() before step() (the episode has ended)")
         index = as_action(action, len(self.actions), self.env_id)
         edit = self.actions[index]
+        if self._spent_at_reset:  # the budget could not score the start: nothing to edit
+            self._done = True
+            return self.observe(), 0.0, False, True, self._info(action=index, valid=True, budget_exhausted=True)
         if edit.kind == "propose" and not self.budget_allows(self.new_prompt_cost()):
             self._done = True  # the proposal could not be scored: no proposer call either
             return self.observe(), 0.0, False, True, self._info(action=index, valid=True, budget_exhausted=True)

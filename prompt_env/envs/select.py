@@ -126,9 +126,7 @@ class PromptSelectEnv(PromptEnvBase):
         if tabular:
             self.observation_space = spaces.Discrete(n_contexts)
         else:
-            # encoder="llm" loads the model here to learn its hidden size
-            dim = int(self.encoder.dim) if self.encoder_name == "llm" else self.encoder_dim
-            self.observation_space = spaces.Box(-1.0, 1.0, shape=(dim,), dtype=np.float32)
+            self.observation_space = spaces.Box(-1.0, 1.0, shape=(self.context_dim,), dtype=np.float32)
         self._centers: np.ndarray | None = None
         self._memo: dict[tuple[int, int], Outcome] = {}
         self._order: list[int] = []
