@@ -266,3 +266,23 @@ def test_argparse_errors_return_2(capsys):
     assert main(["train", "--env", TABULAR_ID, "--policy", "tabular-q", "--steps", "0"]) == 2
     assert "positive integer" in capsys.readouterr().err
     assert main(["eval", "--run", ".", "--split", "validation"]) == 2
+
+
+def test_the_hint_of_each_json_option_is_a_value_it_accepts(tmp_path, capsys, no_data_dir):
+    """A malformed --task-options once hinted '{"max_examples": 20}', which optimize refuses."""
+    from agents.cli.checks import JSON_EXAMPLES
+
+    rows = [{"text": f"review {i}", "label": ["bad", "good"][i % 2]} for i in range(12)]
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    optimize = ["optimize", "--data", str(data), "--llm", "fake", "--dry-run", "--task-options"]
+    assert main([*optimize, "{split_seed: 1}"]) == 2
+    assert f"'{JSON_EXAMPLES['--task-options']}'" in capsys.readouterr().err
+    assert main([*optimize, JSON_EXAMPLES["--task-options"]]) == 0
+    train = [*TRAIN, "--env", TABULAR_ID, "--policy", "tabular-q", "--out", str(tmp_path / "run")]
+    assert main([*train, "--env-kwargs", JSON_EXAMPLES["--env-kwargs"],
+                 "--agent-kwargs", JSON_EXAMPLES["--agent-kwargs"]]) == 0
+    capsys.readouterr()
+    assert main([*optimize, '{"max_examples": 20}']) == 2
+    refused = capsys.readouterr().err
+    assert "unknown option 'max_examples'; accepted:" in refused and "split_seed" in refused

@@ -74,6 +74,30 @@ def test_integer_labels_warn_unless_named(tmp_path, sst2_rows):
         load_task(path, label_names=["only"])
 
 
+def test_one_label_or_a_named_label_no_example_has_is_refused_before_any_call(tmp_path, sst2_rows):
+    """All-positive data would "optimize" to a perfect score; a name no example has would
+    change every prompt's label list: both name the file and the fix."""
+    positives = [(t, 1) for t, y in sst2_rows if y == 1]
+    one = string_label_jsonl(tmp_path / "positive.jsonl", positives)
+    with pytest.raises(TaskFormatError, match=r"positive\.jsonl: every example has the same label "
+                       r"\('positive'\).*at least 2 labels.*--label-field"):
+        load_task(one)
+    ints = write_jsonl(tmp_path / "ints3.jsonl", [{"text": t, "label": y} for t, y in sst2_rows])
+    with pytest.raises(TaskFormatError, match=r"ints3\.jsonl: no example has the label\(s\) 'neutral' "
+                       r".*the examples use 'negative', 'positive'.*--label-names"):
+        load_task(ints, label_names="negative,positive,neutral")
+    gaps = write_jsonl(tmp_path / "gaps.jsonl", [{"text": t, "label": 2 * y} for t, y in sst2_rows])
+    with pytest.raises(TaskFormatError, match=r"gaps\.jsonl: no example has the label\(s\) '1' "
+                       r"\(the labels are integers.*without gaps"):
+        load_task(gaps)
+    folder = tmp_path / "split_one_class"
+    folder.mkdir()
+    string_label_jsonl(folder / "train.jsonl", positives[:6])
+    string_label_jsonl(folder / "test.jsonl", positives[6:9])
+    with pytest.raises(TaskFormatError, match=r"split_one_class: every example has the same label"):
+        load_task(folder)
+
+
 def test_csv_with_named_columns(tmp_path, sst2_rows):
     path = tmp_path / "reviews.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:

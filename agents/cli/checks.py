@@ -74,17 +74,22 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+JSON_EXAMPLES = {"--task-options": '{"split_seed": 1}', "--env-kwargs": '{"max_examples": 20}',
+                 "--agent-kwargs": '{"gamma": 0.9}'}
+"""A valid value of each JSON option, for the hint of a malformed one."""
+
+
 def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
     if text is None:
         return {}
+    hint = f"write a JSON object, e.g. {option} '{JSON_EXAMPLES.get(option, '{}')}'"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{option} is not valid JSON ({error.msg} at column {error.colno}): {text!r}",
-                         f'write a JSON object, e.g. {option} \'{{"max_examples": 20}}\'') from None
+                         hint) from None
     if not isinstance(value, dict):
-        raise UsageError(f"{option} must be a JSON object, got {type(value).__name__}: {text!r}",
-                         f'write a JSON object, e.g. {option} \'{{"max_examples": 20}}\'')
+        raise UsageError(f"{option} must be a JSON object, got {type(value).__name__}: {text!r}", hint)
     return value
 
 

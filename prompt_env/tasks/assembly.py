@@ -84,10 +84,6 @@ def build_task(name: str, loaded: LoadedExamples, splits: dict[str, list[Example
 
 # --------------------------------------------------------------------------- a user's paths
 
-PATH_OPTIONS = ("split_seed",)
-"""Options of a task from a path besides the readers' (``input_field``, ``label_names``, ...)."""
-
-
 def warn_unnamed_labels(where: str, loaded: LoadedExamples) -> None:
     """Warn (:class:`UnnamedLabelsWarning`) when integer labels had no names: the prompts would
     ask the model for the digits "0", "1", ...; say how to name them."""
@@ -103,6 +99,31 @@ def warn_unnamed_labels(where: str, loaded: LoadedExamples) -> None:
         )
 
 
+def check_labels(where: str, loaded: LoadedExamples, examples: Sequence[Example]) -> None:
+    """A classification task from a user's data needs two labels or more, and every label it
+    names (``label_names``, or integers 0..K-1) must label some example: a TaskFormatError
+    naming ``where`` and the fix otherwise (before any LLM is asked)."""
+    if loaded.kind != "classification":
+        return
+    names = loaded.label_names or ()
+    used = sorted({e.label for e in examples if e.label is not None})
+    if len(used) < 2:
+        found = ", ".join(repr(names[i]) for i in used) or "none"
+        raise TaskFormatError(
+            f"{where}: every example has the same label ({found}); a classification task needs "
+            "examples of at least 2 labels to choose between. Check that label_field "
+            "(--label-field) names the label column, or add examples of the other labels")
+    unused = [name for i, name in enumerate(names) if i not in used]
+    if unused:
+        how = ("the labels are integers, so the names cover 0.." + str(len(names) - 1)
+               if loaded.label_source == "integers" else "label_names lists them")
+        raise TaskFormatError(
+            f"{where}: no example has the label(s) {', '.join(map(repr, unused))} ({how}; the "
+            f"examples use {', '.join(repr(names[i]) for i in used)}). List only the labels the data "
+            "has in label_names (--label-names), number integer labels 0..K-1 without gaps, or add "
+            "examples of the missing labels")
+
+
 def load_file(path: Path, split_seed: int = 0, **options: Any) -> Task:
     """A task from one file: train min(32, n/4), dev min(64, n/4), test the rest."""
     loaded = loaders.read_file(path, **options)
@@ -113,6 +134,7 @@ def _split_one(path: Path, loaded: LoadedExamples, split_seed: int) -> Task:
     n = len(loaded.examples)
     if n < 3:
         raise TaskFormatError(f"{path}: {n} examples is too few to split into train/dev/test (need 3)")
+    check_labels(str(path), loaded, loaded.examples)
     warn_unnamed_labels(str(path), loaded)
     n_train, n_dev = max(1, min(32, n // 4)), max(1, min(64, n // 4))
     splits = split_three(loaded.examples, n_train, n_dev, None, split_seed)
@@ -168,6 +190,7 @@ def assemble_parts(path: Path, parts: dict[str, LoadedExamples], label_order: st
         train = splits["train"]
         cut = len(train) // 2
         splits = {"train": train[:cut], "dev": train[cut:], "test": splits["test"]}
+    check_labels(str(path), parts["train"], [e for part in parts.values() for e in part.examples])
     warn_unnamed_labels(str(path), parts["train"])
     return build_task(path.name, parts["train"], {s: splits[s] for s in SPLITS},
                       description=f"from {path}")

@@ -49,6 +49,9 @@ OPTION_ALIASES = {"input_field": "input_fields", "text_column": "input_fields",
 
 RECORD_OPTIONS = ("format", "input_fields", "label_field", "reference_field", "label_names",
                   "label_order")
+PATH_OPTIONS = ("split_seed",)
+"""Options of a task from a path besides the readers' (how it is cut into splits); the loaders
+have taken them out before they read, and name them among the options accepted."""
 
 
 def record_options(options: Mapping[str, Any], where: str,
@@ -59,7 +62,7 @@ def record_options(options: Mapping[str, Any], where: str,
     for key, value in options.items():
         name = OPTION_ALIASES.get(key, key)
         if name not in RECORD_OPTIONS and name not in extra:
-            accepted = sorted({*RECORD_OPTIONS, *extra, "input_field"})
+            accepted = sorted({*RECORD_OPTIONS, *PATH_OPTIONS, *extra, "input_field"})
             raise TaskFormatError(f"{where}: unknown option {key!r}; accepted: {', '.join(accepted)}")
         if value is None:
             continue
