@@ -120,6 +120,10 @@ def nearest(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return distances.argmin(1)
 
 
+ENCODERS = ("hashing", "llm")
+"""The encoder names :func:`make_encoder` takes."""
+
+
 def make_encoder(name: str, llm_factory: object = None, dim: int = 128) -> Encoder:
     """``"hashing"`` (default) or ``"llm"`` (needs ``llm_factory()`` returning the task LLM)."""
     if name == "hashing":
@@ -128,4 +132,4 @@ def make_encoder(name: str, llm_factory: object = None, dim: int = 128) -> Encod
         if llm_factory is None:
             raise ValueError("encoder='llm' needs the task LLM")
         return LLMEncoder(llm_factory())  # type: ignore[operator]
-    raise ValueError(f"unknown encoder {name!r}; use 'hashing' or 'llm'")
+    raise ValueError(f"unknown encoder {name!r}; use one of {', '.join(map(repr, ENCODERS))}")

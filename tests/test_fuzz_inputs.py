@@ -211,6 +211,36 @@ def test_unknown_kwarg_is_a_type_error_naming_it():
         gym.make(SELECT, no_such_option=1, **BASE_KWARGS)
 
 
+REFUSED_AT_MAKE = {
+    "llm": ("gpt-17", "unknown LLM spec 'gpt-17'"),
+    "encoder": ("bert", "unknown encoder 'bert'"),
+    "tabular": ("false", "tabular must be bool"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_AT_MAKE))
+def test_bad_values_are_refused_by_gym_make_not_at_the_first_step(name):
+    value, message = REFUSED_AT_MAKE[name]
+    with pytest.raises((ValueError, PromptEnvError), match=message):
+        gym.make(EDIT, **{**BASE_KWARGS, name: value})
+
+
+def test_a_default_model_spec_with_a_misspelt_or_bad_field_is_refused_by_gym_make():
+    for spec, field in (({"backend": "default", "devcie": "cpu"}, "devcie"),
+                        ({"backend": "default", "dtype": "float8"}, "'dtype'")):
+        with pytest.raises(PromptEnvError, match=field):
+            gym.make(SELECT, **{**BASE_KWARGS, "llm": spec})
+
+
+def test_a_bad_llm_budget_is_refused_when_the_llm_is_made():
+    from prompt_env.llm import load_llm
+
+    for budget, message in ((1, "must be a dict"), ({"calls": "ten"}, r"budget\['calls'\] must be a whole"),
+                            ({"calls": -5}, ">= 0"), ({"tokens": True}, "whole number")):
+        with pytest.raises(ValueError, match=message):
+            load_llm("fake", budget=budget)
+
+
 # --------------------------------------------------------------------------- actions
 
 ACTIONS = (

@@ -104,7 +104,11 @@ def test_the_cli_check_refuses_a_bad_dtype():
 def test_auto_device_resolves_to_what_torch_sees():
     assert resolve_device("auto") == ("cuda" if CUDA else "cpu")
     assert resolve_device("cpu") == "cpu"
-    assert resolve_device("cuda:1") == "cuda:1"
+    if CUDA:
+        assert resolve_device("cuda:1") == "cuda:1"
+    else:  # a CUDA device this torch cannot see fails at load, by name, not deep in torch
+        with pytest.raises(LLMSpecError, match="'device' is 'cuda:1', but torch .* sees no CUDA device"):
+            resolve_device("cuda:1")
     check_device_dtype({"backend": "default", "device": "auto"})  # valid, nothing loaded
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from prompt_env.encoders import Encoder, make_encoder
+from prompt_env.encoders import ENCODERS, Encoder, make_encoder
 from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError
+from prompt_env.llm import normalize_spec
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import Outcome, ScoringOptions, check_calibration, evaluate, prompt_as_text
 from prompt_env.tasks import Task, load_task
@@ -101,6 +102,10 @@ class PromptEnvBase(gym.Env):
         if not str(task).strip():
             raise ValueError("task is empty: the PromptEnv/File-* envs need task=<path of a .jsonl/.csv/.tsv "
                              "file or a directory>, e.g. gym.make('PromptEnv/File-Select-v0', task='my.jsonl')")
+        if isinstance(llm, (str, dict)):
+            normalize_spec(llm)  # an LLMSpecError naming the field now, not at the first step
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}; use one of {', '.join(map(repr, ENCODERS))}")
         check_int("encoder_dim", encoder_dim, 1, MAX_ENCODER_DIM)
         check_int("max_examples", max_examples, 1, optional=True)
         check_int("max_new_tokens", max_new_tokens, 1, optional=True)

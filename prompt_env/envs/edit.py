@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from prompt_env.envs.base import PromptEnvBase, as_action, check_int
+from prompt_env.envs.base import PromptEnvBase, as_action, check_int, check_kwarg_types
 from prompt_env.envs.edit_space import EditAction, EditSpace, PromptState, exemplar_candidates
 from prompt_env.prompts import Prompt
 from prompt_env.proposer import Failure, Proposer, ProposerError, check_proposer_spec, make_proposer
@@ -189,8 +189,7 @@ class PromptEditEnv(PromptEnvBase):
         check_int("minibatch_size", minibatch_size, 1, optional=True)
         check_int("n_slots", n_slots, 0, 64)
         check_int("n_candidates", n_candidates, 0, optional=True)
-        if not isinstance(fixed_minibatch, bool):
-            raise ValueError(f"fixed_minibatch must be True or False, got {fixed_minibatch!r}")
+        check_kwarg_types(fixed_minibatch=(fixed_minibatch, bool, False), tabular=(tabular, bool, False))
         calibrations = self._check_calibration_choices(calibration_choices)
         if isinstance(invalid_penalty, bool) or not isinstance(invalid_penalty, (int, float)) or not (
             np.isfinite(invalid_penalty)

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from prompt_env.encoders import kmeans, nearest
-from prompt_env.envs.base import PromptEnvBase, as_action, check_int
+from prompt_env.envs.base import PromptEnvBase, as_action, check_int, check_kwarg_types
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import Outcome, outcome_matrix, score_matrix
 from prompt_env.tasks.base import Example
@@ -116,6 +116,7 @@ class PromptSelectEnv(PromptEnvBase):
         **options: Any,
     ) -> None:
         super().__init__(task, llm, **{**self.option_defaults, **options})
+        check_kwarg_types(tabular=(tabular, bool, False))
         check_int("episode_length", episode_length, 1)
         check_int("n_contexts", n_contexts, 1, 100_000)
         self.episode_length = episode_length

@@ -49,8 +49,8 @@ __all__ = [
 ]
 
 VALID_FORMS = (
-    '"default", "hf:<model id or local path>", "fake" or "fake:<seed>", or a dict '
-    '{"backend": "default" | "hf" | "fake" | "openai", ...}'
+    '"default", "hf:<model id or local path>", "openai:<base_url>#<model>", "fake" or '
+    '"fake:<seed>", or a dict {"backend": "default" | "hf" | "fake" | "openai", ...}'
 )
 
 _BACKENDS: dict[str, LLM] = {}
@@ -87,6 +87,13 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         raise LLMSpecError(f"LLM spec must be a string or dict, got {type(spec).__name__}")
     if out["backend"] not in {"default", "hf", "fake", "openai"}:
         raise LLMSpecError(f"unknown LLM backend {out['backend']!r}; valid forms: {VALID_FORMS}")
+    if out["backend"] == "default":
+        from prompt_env.llm.hf_loading import CAUSAL_OPTIONS  # light: imports no torch
+
+        fields = {"backend", "device", "dtype", *CAUSAL_OPTIONS}
+        if set(out) - fields:
+            raise LLMSpecError(f"the default model's spec does not take {sorted(set(out) - fields)}; "
+                               f"its fields: {sorted(fields)}")
     if out["backend"] == "hf" and not out.get("model"):
         raise LLMSpecError('hf spec needs a model: "hf:<model id or path>" or {"backend": "hf", "model": ...}')
     check_device_dtype(out)

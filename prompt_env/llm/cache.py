@@ -201,9 +201,15 @@ class Budget:
     def parse(cls, budget: Budget | dict[str, int] | None) -> Budget | None:
         if budget is None or isinstance(budget, Budget):
             return budget
+        if not isinstance(budget, dict):
+            raise ValueError(f"budget must be a dict such as {{'calls': 500}} (and/or 'tokens'), "
+                             f"got {type(budget).__name__} {budget!r}")
         unknown = set(budget) - {"calls", "tokens", "max_calls", "max_tokens"}
         if unknown:
             raise ValueError(f"unknown budget keys {sorted(unknown)}; use 'calls' and/or 'tokens'")
+        for key, value in budget.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"budget[{key!r}] must be a whole number >= 0, got {value!r}")
         return cls(
             max_calls=budget.get("calls", budget.get("max_calls")),
             max_tokens=budget.get("tokens", budget.get("max_tokens")),

@@ -51,11 +51,16 @@ def check_dtype(dtype: Any) -> str:
 def resolve_device(device: str) -> str:
     """``"auto"`` becomes ``"cuda"`` when torch sees a CUDA device, else ``"cpu"``; any other
     device is returned as it is."""
-    if device != "auto":
-        return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LLMSpecError(
+            f"LLM spec field 'device' is {device!r}, but torch {torch.__version__} sees no CUDA device "
+            f"({'a CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); use "
+            "\"cpu\" or \"auto\" (CUDA when available, else the CPU)")
+    return device
 
 
 def torch_dtype_of(dtype: str) -> Any:
