@@ -132,7 +132,8 @@ class PromptComposeEnv(PromptEnvBase):
     budget), `prompt_of(actions)` (the `Prompt` a sequence of action ids writes;
     stop and repeats are skipped) and the property `prompt` (the current prompt:
     what a finished episode returns). The constructor arguments are attributes of the
-    same names (`prompt_length`, `vocab_size`, `minibatch_size`, `zscore`, ...);
+    same names (`prompt_length`, `vocab_size`, `minibatch_size`, `zscore`, ...), but
+    `vocabulary=` is kept as `user_vocabulary` (the words in use: `vocabulary_words()`);
     `stop_action` is `V`, `vocabulary_rule` says how the words were chosen
     (`"tokenizer"`, `"task words"`, `"user"`; None until they are read).
 
