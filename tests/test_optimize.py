@@ -102,6 +102,9 @@ def test_presets_and_the_budget_rule_in_the_dry_run(reviews, tmp_path, capsys):
     assert main(["optimize", "--data", str(reviews), "--budget", "heavy", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "rule: edit-tabular-q" in printed and "presets for this task: light 66 calls" in printed
+    # 6 dev inputs: medium's best-fixed-on-dev can score no more of dev than light's
+    assert "medium 198 calls (best-fixed-on-dev, 11 x 6 dev inputs; the same run as light)" in printed
+    assert "heavy 330 calls (edit-tabular-q)" in printed
     assert "tie-break:" in printed and "search space:" in printed
     assert main(["optimize", "--data", str(reviews), "--budget", "huge", "--dry-run"]) == 2
     assert "light, medium, heavy" in capsys.readouterr().err

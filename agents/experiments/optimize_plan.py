@@ -227,10 +227,29 @@ class OptimizePlan:
                      f"{self.eval_calls}")
         if self.by_rule:
             lines.append(rule_text())
-        cost = pool_cost(self.n_prompts, search_dev_inputs(self.n_dev))
-        lines.append("presets for this task: " + ", ".join(
-            f"{name} {int(round(factor * cost))} calls" for name, factor in PRESETS.items()))
+        lines.append("presets for this task: " + ", ".join(self._preset_texts()))
         return "\n".join(lines)
+
+    def _preset_texts(self) -> list[str]:
+        """Each preset's calls and, when the rule picks the method, what it runs: two presets
+        that both run best-fixed-on-dev on all of dev are one run (on a dev set of at most 32
+        inputs light and medium are)."""
+        d = search_dev_inputs(self.n_dev)
+        texts, seen = [], {}
+        for name, factor in PRESETS.items():
+            calls = int(round(factor * pool_cost(self.n_prompts, d)))
+            if not self.by_rule:
+                texts.append(f"{name} {calls} calls")
+                continue
+            method, _ = choose_method(calls, self.n_prompts, d)
+            run = method
+            if method == DEFAULT_POLICY:
+                inputs = max(1, min(self.n_dev, calls // self.n_prompts))
+                run = f"{method}, {self.n_prompts} x {inputs} dev inputs"
+            same = f"; the same run as {seen[run]}" if run in seen else ""
+            seen.setdefault(run, name)
+            texts.append(f"{name} {calls} calls ({run}{same})")
+        return texts
 
 
 @dataclasses.dataclass
