@@ -286,3 +286,13 @@ def test_the_hint_of_each_json_option_is_a_value_it_accepts(tmp_path, capsys, no
     assert main([*optimize, '{"max_examples": 20}']) == 2
     refused = capsys.readouterr().err
     assert "unknown option 'max_examples'; accepted:" in refused and "split_seed" in refused
+
+
+def test_a_warning_about_the_data_is_one_line_naming_the_command(tmp_path, capsys):
+    rows = [{"text": f"review {i}", "label": i % 2} for i in range(12)]
+    data = tmp_path / "numbered.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["optimize", "--data", str(data), "--llm", "fake", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("prompt-env optimize: warning: ") and "numbered.jsonl: the labels are integers" in err
+    assert "UnnamedLabelsWarning" not in err and "_split_one" not in err

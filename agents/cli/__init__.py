@@ -21,10 +21,13 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from agents.cli import optimize as optimize_command
 from agents.cli.checks import LLM_SPEC_HELP, DeprecatedAlias, UsageError
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return commands[args.command](args)
+        with _user_warnings_as_lines(args.command):
+            return commands[args.command](args)
     except KeyboardInterrupt:
         print("prompt-env: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -143,6 +147,25 @@ def main(argv: list[str] | None = None) -> int:
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
         return EXIT_USAGE
+
+
+@contextlib.contextmanager
+def _user_warnings_as_lines(command: str) -> Iterator[None]:
+    """Warnings about the user's data (:class:`~prompt_env.errors.UnnamedLabelsWarning`) print
+    as one line, ``prompt-env <command>: warning: ...``, not as Python's file:line and source."""
+    from prompt_env.errors import UnnamedLabelsWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            if issubclass(category, UnnamedLabelsWarning):
+                print(f"prompt-env {command}: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *rest, **kw)
+
+        warnings.showwarning = show
+        yield
 
 
 def _user_error(error: Exception) -> tuple[str | None, str]:
