@@ -95,7 +95,7 @@ def translation(language: str) -> PoolText:
 
 GENERIC_GENERATION = PoolText(
     instructions=(
-        "Follow the pattern of the examples and give the output for the input.",
+        "Give the output for the input.",  # the manual prompt is zero-shot: no "examples" to follow
         "Answer briefly.",
         "Transform the input as the task requires.",
         "You are a helpful assistant. Reply with the answer only.",
