@@ -295,3 +295,21 @@ def test_a_generation_report_gives_token_f1_and_every_accepted_answer(shared_dat
     assert cells and cells <= accepted
     assert "earns some / no credit" in section and "every answer the metric accepts" in section
     assert "p=" not in section and "label words" not in section
+
+
+def test_a_dev_set_that_cannot_tell_the_pool_apart_is_said_so(tmp_path, capsys, monkeypatch):
+    """Answers no prompt gets right (the fake LLM against made-up references): every pool
+    prompt scores 0 on dev, and the run says the manual prompt was kept for want of signal."""
+    monkeypatch.setenv("PROMPT_ENV_CACHE", str(tmp_path / "cache.sqlite"))
+    rows = [{"input": f"item {i}", "output": f"qz{i}xw"} for i in range(16)]
+    data = tmp_path / "codes.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    options = '{"format": "generation", "input_field": "input", "reference_field": "output"}'
+    out = tmp_path / "opt"
+    assert main(["optimize", "--data", str(data), "--llm", "fake", "--budget", "light", "--test-limit", "4",
+                 "--task-options", options, "--no-progress", "--out", str(out)]) == 0
+    printed = " ".join((capsys.readouterr().err).split())  # rich wraps lines at 80 columns
+    assert "all 8 pool prompts score 0.000 on the 4 dev inputs, so dev cannot tell them apart; the " \
+           "first (the manual prompt) is kept" in printed
+    notes = {r["policy"]: r["notes"] for r in json.loads((out / "results.json").read_text())}
+    assert "all 8 pool prompts tie on dev (no signal there)" in notes["best-fixed-on-dev"]

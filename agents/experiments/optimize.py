@@ -104,8 +104,24 @@ def pool_search(setting: Setting, reporter: ProgressReporter) -> dict[str, Any]:
                 f"{means[top]:.3f} ({env.prompts[top].name})"))
     table = np.stack(columns, axis=1)
     index = int(best_fixed_on_dev(table, table).choices[0])
-    return {"index": index, "dev_score": float(table[:, index].mean()),
+    means = table.mean(axis=0)
+    tied = int(np.sum(np.isclose(means, means[index])))
+    if tied == k:
+        reporter.print(f"note: all {k} pool prompts score {means[index]:.3f} on the "
+                       f"{table.shape[0]} dev inputs, so dev cannot tell them apart; the first "
+                       f"(the manual prompt) is kept. See report.md for what the model answered.",
+                       highlight=False)
+    return {"index": index, "dev_score": float(table[:, index].mean()), "tied": tied,
             "usage": dataclasses.asdict(usage()), "curve": curve}
+
+
+def tie_note(pool: dict[str, Any], k: int) -> str:
+    """What the best-of-pool note adds when dev scores tie at the top (a resumed run's state
+    from before ties were recorded adds nothing)."""
+    tied = int(pool.get("tied", 1))
+    if tied == k:
+        return f"; all {k} pool prompts tie on dev (no signal there), so the first is kept"
+    return f"; {tied} prompts tie at the top, the first of them kept" if tied > 1 else ""
 
 
 def run_method(setting: Setting, method: str, budget: int) -> dict[str, Any]:
@@ -328,7 +344,7 @@ def result_rows(plan: OptimizePlan, pool: dict[str, Any], search: dict[str, Any]
     rows = [row("manual", scored[0], Usage(), "the task's hand-written prompt (pool candidate 0)"),
             row(DEFAULT_POLICY, scored[1], _usage(pool["usage"]),
                 f"best of {len(prompts)} pool prompts on {plan.dev_inputs} dev inputs: "
-                f"{best.name} (dev {pool['dev_score']:.3f})")]
+                f"{best.name} (dev {pool['dev_score']:.3f}){tie_note(pool, len(prompts))}")]
     if plan.method != DEFAULT_POLICY:
         rows.append(row(plan.method, scored[2], _usage(search["usage"]), search["notes"]))
     return rows
