@@ -189,7 +189,10 @@ def report_markdown(rows: list[dict[str, Any]], plan: OptimizePlan, usage: Usage
         f"![test score vs LLM calls]({PLOT})",
         "",
         f"Whole run: {usage.calls} LLM calls requested, {usage.cache_hits} answered by the cache, "
-        f"{usage.model_calls} by the model, {usage.wall_s:.1f} s.",
+        f"{usage.model_calls} by the model, {usage.wall_s:.1f} s. Each row counts what its policy "
+        "would cost alone; pairs rows share (a winner that is the manual prompt or the best pool "
+        "prompt is scored on the held-out inputs once) were requested once, so the whole run can "
+        "be less than the rows' sum.",
         "",
     ]
     lines += answers_section(examples, classification)
