@@ -261,6 +261,19 @@ def test_a_spent_edit_budget_truncates_and_a_learner_goes_on():
     assert fresh.unwrapped.calls_used <= 10
 
 
+def test_a_calibrated_edit_env_reset_with_the_same_seed_repeats_its_counts():
+    """Calibration premises are paid per minibatch: the second reset(seed=0) of one env
+    counts what the first did (it used to count 4, 8, 12 after 7, 14, 21)."""
+    env = gym.make("PromptEnv/BBCTopic-Edit-v0", llm="fake", calibration="content-free", minibatch_size=4)
+
+    def counts() -> list[int]:
+        _, info = env.reset(seed=0)
+        return [info["llm_calls"], *(env.step(a)[4]["llm_calls"] for a in (1, 2))]
+
+    first = counts()
+    assert first[0] == 4 + 3 and counts() == first
+
+
 def test_the_edit_env_with_the_llm_encoder_observes_the_model_width():
     env = gym.make("PromptEnv/BBCTopic-Edit-v0", encoder="llm", minibatch_size=2)
     obs, _ = env.reset(seed=0)

@@ -85,9 +85,10 @@ class PromptEditEnv(PromptEnvBase):
 
     `score(prompt after) - score(prompt before)` where score is the mean of
     the reward (default: the task's metric) over the episode's minibatch,
-    computed in one batched LLM call per step (a calibrated prompt also pays, once, for
-    the inputs its calibration reads: 3 content-free inputs, or 1 PMI premise; those
-    count in `budget` and `info["llm_calls"]`). The episode return is
+    computed in one batched LLM call per step (a calibrated prompt also pays, once per
+    minibatch, for the inputs its calibration reads: 3 content-free inputs, or 1 PMI
+    premise; those count in `budget` and `info["llm_calls"]`, so an episode's counts
+    depend on its seed and actions only). The episode return is
     therefore final score - initial score (minus penalties for invalid
     edits). `info["score"]` is the current prompt's score. With
     `fixed_minibatch=True` the reward is a deterministic function of the two
@@ -651,6 +652,7 @@ class PromptEditEnv(PromptEnvBase):
             context = self.encoder.encode([self.examples[i].text for i in self._batch]).mean(0)
             self._context = ((context + 1.0) / 2.0).clip(0.0, 1.0).astype(np.float32)
             self._memo = {}
+            self._calibrated = set()  # a new minibatch pays its premises again: same seed, same counts
         self.state = start
         self._edits = 0
         self._done = False
