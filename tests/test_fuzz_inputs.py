@@ -206,9 +206,13 @@ def test_bad_env_kwargs_raise_value_errors(env_id, data):
         pass  # PromptEnvError covers TaskFormatError, LLMSpecError, UnknownTaskError, ...
 
 
-def test_unknown_kwarg_is_a_type_error_naming_it():
-    with pytest.raises(TypeError, match="no_such_option"):
+def test_unknown_kwarg_is_a_type_error_naming_it_and_what_fits():
+    with pytest.raises(TypeError, match="no_such_option'; it takes: task, llm, episode_length"):
         gym.make(SELECT, no_such_option=1, **BASE_KWARGS)
+    with pytest.raises(TypeError, match=r"'episode_lenght' \(did you mean 'episode_length'\?\)"):
+        gym.make(SELECT, episode_lenght=4, **BASE_KWARGS)
+    with pytest.raises(TypeError, match=r"'max_edits' \(an argument of PromptEditEnv\)"):
+        gym.make(SELECT, max_edits=3, **BASE_KWARGS)
 
 
 REFUSED_AT_MAKE = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import inspect
 import json
 import sys
 from typing import Any
@@ -101,6 +100,8 @@ def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
     spec = gym.spec(env_id)
     if not isinstance(spec.entry_point, str):
         return
+    from prompt_env.envs.base import accepted_kwargs
+
     parameters = accepted_kwargs(load_env_creator(spec.entry_point))
     if parameters is None:
         return
@@ -109,23 +110,6 @@ def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
         accepted = ", ".join(parameters)
         raise UsageError(f"--env-kwargs: {env_id} takes no argument(s) {', '.join(map(repr, unknown))}",
                          f"accepted: {accepted}")
-
-
-def accepted_kwargs(creator: Any) -> list[str] | None:
-    """The keyword arguments an env class (or creator function) takes, its own and those its
-    ``**options`` pass on to the base classes; None when a ``**kwargs`` accepts anything."""
-    classes = creator.__mro__ if isinstance(creator, type) else (creator,)
-    names: list[str] = []
-    for cls in classes:
-        function = cls.__init__ if isinstance(cls, type) else cls
-        if isinstance(cls, type) and "__init__" not in vars(cls):
-            continue
-        parameters = inspect.signature(function).parameters
-        names += [n for n, p in parameters.items() if n != "self" and n not in names
-                  and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            return names
-    return None
 
 
 def check_reward(env: Any, reward: str | None) -> None:

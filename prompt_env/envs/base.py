@@ -7,6 +7,8 @@ steps the env, and dropped when the env is pickled.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -55,6 +57,38 @@ def check_kwarg_types(**checks: tuple[Any, type | tuple[type, ...], bool]) -> No
             )
 
 
+def accepted_kwargs(creator: Any) -> list[str] | None:
+    """The keyword arguments an env class (or creator function) takes, its own and those its
+    ``**options`` pass on to the base classes; None when a ``**kwargs`` accepts anything."""
+    classes = creator.__mro__ if isinstance(creator, type) else (creator,)
+    names: list[str] = []
+    for cls in classes:
+        function = cls.__init__ if isinstance(cls, type) else cls
+        if isinstance(cls, type) and "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(function).parameters
+        names += [n for n, p in parameters.items() if n != "self" and n not in names
+                  and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return names
+    return None
+
+
+def _unknown_kwarg(name: str, accepted: list[str]) -> str:
+    """``name`` quoted, with the accepted name it is likely a typo of, or the prompt envs that
+    take it (``max_edits`` given to a Select env)."""
+    close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.8)
+    if close:
+        return f"{name!r} (did you mean {close[0]!r}?)"
+    found, stack = [], list(PromptEnvBase.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack += cls.__subclasses__()
+        if name in (accepted_kwargs(cls) or ()):
+            found.append(cls.__name__)
+    return f"{name!r} (an argument of {', '.join(sorted(set(found)))})" if found else repr(name)
+
+
 class PromptEnvBase(gym.Env):
     """Shared machinery; subclasses define spaces, ``reset`` and ``step``.
 
@@ -75,6 +109,17 @@ class PromptEnvBase(gym.Env):
     """Base options whose default differs for this env kind (e.g. ``{"split": "dev"}``): an
     env class takes its own arguments and passes every base option on by keyword, so a new
     base option is one edit here."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> PromptEnvBase:
+        """Refuse an argument no class of the env takes with the names it does take and the
+        closest ones (Python's own TypeError names neither)."""
+        accepted = accepted_kwargs(cls)
+        unknown = sorted(set(kwargs) - set(accepted or kwargs))
+        if unknown:
+            raise TypeError(f"{cls.__name__} got unexpected keyword argument(s) "
+                            f"{', '.join(_unknown_kwarg(n, accepted or []) for n in unknown)}; "
+                            f"it takes: {', '.join(accepted or [])}")
+        return super().__new__(cls)
 
     def __init__(
         self,
