@@ -236,6 +236,19 @@ def test_a_default_model_spec_with_a_misspelt_or_bad_field_is_refused_by_gym_mak
             gym.make(SELECT, **{**BASE_KWARGS, "llm": spec})
 
 
+def test_a_reset_option_the_env_does_not_read_is_refused():
+    """reset(options={"example": ...}) once ran an episode on random inputs, silently."""
+    select = gym.make(SELECT, **BASE_KWARGS)
+    with pytest.raises(ValueError, match=r"\['example'\] are not read by this env \(did you mean 'examples'\?\)"):
+        select.reset(seed=0, options={"example": [0, 1]})
+    select.reset(seed=0, options={"examples": [0, 1]})
+    edit = gym.make(EDIT, **BASE_KWARGS, minibatch_size=2)
+    with pytest.raises(ValueError, match=r"\['prompts'\] .*did you mean 'prompt'"):
+        edit.reset(seed=0, options={"prompts": {}})
+    edit.reset(seed=0, options={})
+    edit.reset(seed=0, options=None)
+
+
 def test_a_bad_llm_budget_is_refused_when_the_llm_is_made():
     from prompt_env.llm import load_llm
 

@@ -74,6 +74,19 @@ def accepted_kwargs(creator: Any) -> list[str] | None:
     return None
 
 
+def check_reset_options(env_id: str, options: dict[str, Any] | None, accepted: Sequence[str]) -> dict[str, Any]:
+    """``options`` of ``reset()`` (``{}`` for None); a ValueError naming a key the env does not
+    read (ignoring it would run an episode the caller did not ask for)."""
+    options = options or {}
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        close = [c for n in unknown for c in difflib.get_close_matches(n, accepted, n=1, cutoff=0.8)]
+        raise ValueError(f"{env_id}: reset() options {unknown} are not read by this env"
+                         f"{f' (did you mean {close[0]!r}?)' if close else ''}; it reads "
+                         f"{list(accepted) if accepted else 'none'}")
+    return options
+
+
 def _unknown_kwarg(name: str, accepted: list[str]) -> str:
     """``name`` quoted, with the accepted name it is likely a typo of, or the prompt envs that
     take it (``max_edits`` given to a Select env)."""

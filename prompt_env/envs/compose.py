@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from prompt_env.envs.base import MAX_SIZE, PromptEnvBase, as_action, check_int, check_kwarg_types
+from prompt_env.envs.base import (
+    MAX_SIZE,
+    PromptEnvBase,
+    as_action,
+    check_int,
+    check_kwarg_types,
+    check_reset_options,
+)
 from prompt_env.prompts import Prompt, Template
 from prompt_env.rewards import zscore_per_input
 from prompt_env.scoring import Outcome
@@ -356,6 +363,7 @@ class PromptComposeEnv(PromptEnvBase):
 
     # -------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        check_reset_options(self.env_id, options, ())
         super().reset(seed=seed)
         self.episode_calls = 0
         n = len(self.examples)

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from prompt_env.envs.base import PromptEnvBase, as_action, check_int, check_kwarg_types
+from prompt_env.envs.base import (
+    PromptEnvBase,
+    as_action,
+    check_int,
+    check_kwarg_types,
+    check_reset_options,
+)
 from prompt_env.envs.edit_space import EditAction, EditSpace, PromptState, exemplar_candidates
 from prompt_env.prompts import Prompt
 from prompt_env.proposer import Failure, Proposer, ProposerError, check_proposer_spec, make_proposer
@@ -641,7 +647,8 @@ class PromptEditEnv(PromptEnvBase):
         self.episode_calls = 0
         self._proposer_at_reset = self.proposer_usage()
         start = self.initial_state
-        if options and "prompt" in options:
+        options = check_reset_options(self.env_id, options, ("prompt",))
+        if "prompt" in options:
             given = options["prompt"]
             start = given if isinstance(given, PromptState) else self.space.state_of(given)
             self.prompt_of(start)  # a ValueError unless it is a configuration of this space

@@ -9,7 +9,13 @@ import numpy as np
 from gymnasium import spaces
 
 from prompt_env.encoders import kmeans, nearest
-from prompt_env.envs.base import PromptEnvBase, as_action, check_int, check_kwarg_types
+from prompt_env.envs.base import (
+    PromptEnvBase,
+    as_action,
+    check_int,
+    check_kwarg_types,
+    check_reset_options,
+)
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import Outcome, outcome_matrix, score_matrix
 from prompt_env.tasks.base import Example
@@ -164,7 +170,7 @@ class PromptSelectEnv(PromptEnvBase):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.episode_calls = 0
-        options = options or {}
+        options = check_reset_options(self.env_id, options, ("examples",))
         if "examples" in options:
             order = [int(i) for i in options["examples"]]
             if not order or not all(0 <= i < len(self.examples) for i in order):
