@@ -128,3 +128,6 @@ def test_catalog_pools(shared_data_dir: Path) -> None:
     two_shot = next(c for c in sst2.prompt_pool.candidates if c.name == "two-shot")
     labels = {sst2.split("train")[i].label for i in two_shot.exemplars}
     assert labels == {0, 1}  # balanced exemplars
+    # long documents cap every candidate at one exemplar; a name never promises more
+    squad = {c.name: len(c.exemplars) for c in load_task("squad", data_dir=shared_data_dir).prompt_pool.candidates}
+    assert "two-shot" not in squad and squad["one-shot-alt"] == squad["one-shot"] == 1

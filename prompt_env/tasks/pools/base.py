@@ -16,6 +16,8 @@ from prompt_env.prompts import Prompt, PromptPool, Template
 from prompt_env.tasks.base import Example, TaskKind
 
 _X = "{x}"
+SHOT_WORDS = ("zero", "one", "two", "three", "four")
+"""Names of exemplar counts, for a candidate whose planned exemplars were capped."""
 """Stands for the task's single input field in the template texts of the pools."""
 
 
@@ -114,8 +116,10 @@ def build_pool(
             ("chat", instr[0], 0, None, 0, True),
         ]
     candidates = []
-    for name, instruction, template, verbalizer, shots, chat in plan:
-        shots = min(shots, max_exemplars)
+    for name, instruction, template, verbalizer, planned, chat in plan:
+        shots = min(planned, max_exemplars)
+        if shots < planned:  # long inputs cap the exemplars: the name says how many it shows
+            name = f"{SHOT_WORDS[shots]}-shot-alt"
         exemplars = tuple(pick(train, shots)) if shots else ()
         if shots and len(exemplars) < shots:
             continue  # not enough train examples for this variant
