@@ -62,6 +62,11 @@ def test_fake_grid_writes_outputs_and_resumes(harness, tmp_path):
         handle.write('{"task": "bbc-top')
     third = harness.main([*argv[:5], "0,1,2", *argv[6:]])
     assert third["new"] == 6 and third["skipped"] == 12
+    # the row after the torn line starts a line of its own (it was glued onto the fragment
+    # and lost, so the next rerun ran that cell again)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert lines[12] == '{"task": "bbc-top' and len([json.loads(x) for x in lines[13:]]) == 6
+    assert harness.main([*argv[:5], "0,1,2", *argv[6:]])["new"] == 0
 
 
 def test_parallel_processes_share_a_grid_without_duplicates(harness, tmp_path):

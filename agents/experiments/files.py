@@ -6,6 +6,7 @@ write goes to a temporary file in the same directory, then ``os.replace``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -68,9 +69,16 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
-    """Append one row and fsync it, so a finished row survives a crash right after."""
+    """Append one row and fsync it, so a finished row survives a crash right after. After a
+    torn last line (a process killed mid-write) the row starts a line of its own, so the torn
+    one stays the only line lost."""
+    torn = False
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as existing:
+        if existing.seek(0, os.SEEK_END):
+            existing.seek(-1, os.SEEK_END)
+            torn = existing.read(1) != b"\n"
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+        handle.write(("\n" if torn else "") + json.dumps(row) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
