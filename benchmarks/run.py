@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,11 @@ from agents.experiments.plots import plot_learning_curves, plot_score_vs_cost, p
 from agents.experiments.registry import uses_proposer  # noqa: E402
 from agents.experiments.report import summary_tables  # noqa: E402
 from agents.experiments.run_policies import split_policy_name  # noqa: E402
-from agents.experiments.task_ids import task_entry  # noqa: E402
+from agents.experiments.task_ids import PATH_KEYS, task_entry  # noqa: E402
 from agents.experiments.tensorboard import log_rows  # noqa: E402
 from agents.experiments.tie_break import TieBreak  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
+from prompt_env.errors import PromptEnvError  # noqa: E402
 from prompt_env.tasks.catalog import load_task  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -191,13 +193,48 @@ def _split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+CONFIG_KEYS = ("out", "llm", "proposer", "data_dir", "policies", "seeds", "budget", "test_limit",
+               "train_reward", "policy_budgets", "edit_minibatch", "edit_env", "search_space",
+               "tie_break", "compose", "tensorboard", "tasks")
+"""Keys of a harness config's top level (a misspelt one would silently keep its default)."""
+TASK_KEYS = ("name", "path", "task_options", "policies", "seeds", "budget", "test_limit",
+             "train_reward", "edit_env", "search_space", "tie_break", *PATH_KEYS)
+"""Keys of a ``[[tasks]]`` table (the reading options of a path among them)."""
+
+
+def check_keys(where: str, table: Any, allowed: Sequence[str]) -> None:
+    """SystemExit naming a key of ``table`` the harness does not read, with the likely typo."""
+    if not isinstance(table, dict):
+        raise SystemExit(f"{where} must be a table, got {type(table).__name__} {table!r}")
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+            raise SystemExit(f"{where}: unknown key {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+                             f"it takes {', '.join(allowed)}")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A harness config, checked: a missing file, bad TOML or an unknown key is one line."""
+    try:
+        with open(path, "rb") as handle:
+            config = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SystemExit(f"--config {path}: no such file (the committed ones are in benchmarks/configs/)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SystemExit(f"{path}: not valid TOML: {error}") from None
+    check_keys(str(path), config, CONFIG_KEYS)
+    tables = config.get("tasks", [])
+    if not isinstance(tables, list):
+        raise SystemExit(f"{path}: tasks must be [[tasks]] tables, got {type(tables).__name__}")
+    for i, table in enumerate(tables):
+        check_keys(f"{path} [[tasks]] #{i + 1}", table, TASK_KEYS)
+    return config
+
+
 def build_plan(args: argparse.Namespace) -> Plan:
     """Merge the TOML config (if any) with the CLI flags; flags win."""
     config_path = QUICK_CONFIG if args.quick and args.config is None else args.config
-    config: dict[str, Any] = {}
-    if config_path is not None:
-        with open(config_path, "rb") as handle:
-            config = tomllib.load(handle)
+    config: dict[str, Any] = read_config(config_path) if config_path is not None else {}
     defaults = {
         "policies": _split_list(args.policies)
         or config.get("policies")
@@ -234,7 +271,10 @@ def build_plan(args: argparse.Namespace) -> Plan:
         if unknown:
             raise SystemExit(f"unknown policies {unknown}; known: {', '.join(POLICIES)}")
         if path is not None:
-            load_task(path, **options)  # a file that cannot be read fails before any work
+            try:
+                load_task(path, **options)  # a file that cannot be read fails before any work
+            except PromptEnvError as error:
+                raise SystemExit(f"[[tasks]] {name!r}: {error}") from None
         try:
             tie_break = TieBreak.of(True if args.tie_break else table.get("tie_break",
                                                                           config.get("tie_break")))

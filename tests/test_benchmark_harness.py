@@ -137,3 +137,33 @@ def test_real_model_tiny_cell(harness, tmp_path):
     assert rows["ucb1"]["train_calls"] == 8 and rows["ucb1"]["eval_calls"] == 3
     assert rows["ucb1"]["distinct_pairs"] <= 8 + 3 and rows["manual"]["distinct_pairs"] == 3
     assert harness.main(argv)["skipped"] == 3
+
+
+def test_a_config_mistake_is_one_line_before_any_work(harness, tmp_path):
+    """A misspelt key once kept its default silently (test_limt: 40 test inputs, not 10); a
+    missing file, bad TOML or unreadable data was a traceback."""
+    import re
+
+    import pytest
+
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"review": f"r{i}", "label": ["bad", "good"][i % 2]}) + "\n"
+                            for i in range(12)), encoding="utf-8")
+    cases = {
+        'test_limt = 10\n[[tasks]]\nname = "bbc-topic"\n': "unknown key 'test_limt' (did you mean 'test_limit'?)",
+        f'[[tasks]]\npath = "{data}"\ninput_fields = "review"\n':
+            "[[tasks]] #1: unknown key 'input_fields' (did you mean 'input_field'?)",
+        f'[[tasks]]\npath = "{data}"\ninput_field = "review"\nlabel_field = "stars"\n':
+            "expected a 'stars' field",
+        "budget = \n": "not valid TOML",
+    }
+    for text, message in cases.items():
+        config = tmp_path / "bench.toml"
+        config.write_text(text, encoding="utf-8")
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            harness.main(["--config", str(config), "--llm", "fake", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="no such file"):
+        harness.main(["--config", str(tmp_path / "nope.toml")])
+    assert not (tmp_path / "out").exists()
+    for committed in sorted((Path(harness.__file__).parent / "configs").glob("*.toml")):
+        assert harness.read_config(committed)["tasks"]  # every committed config passes the check
