@@ -177,7 +177,8 @@ class EpsilonGreedyBandit(Bandit):
 
 
 class UCB1(Bandit):
-    """UCB1 (Auer et al. 2002): pull every arm once, then the arm maximising
+    """UCB1 (Auer et al. 2002): pull every arm once, then the arm with the highest upper
+    confidence bound on its mean reward:
 
         mean_a + exploration * sqrt(2 ln t / n_a)
 

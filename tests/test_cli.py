@@ -209,6 +209,8 @@ MISTAKES = {
     "unknown version": ([*TRAIN, "--env", "PromptEnv/BBCTopic-Select-v9", "--policy", "tabular-q"],
                         "unknown env id", "prompt-env list"),
     "unknown agent": ([*TRAIN, "--env", TABULAR_ID, "--policy", "tabq"], "unknown agent", "tabular-q"),
+    "a policy train cannot train": ([*TRAIN, "--env", TABULAR_ID, "--policy", "hill-climb"],
+                                    "'hill-climb' is a policy, not an agent", "optimize --policy hill-climb"),
     "missing data dir": ([*TRAIN, "--env", "PromptEnv/SST2-Select-Tabular-v0", "--policy", "tabular-q"],
                          "data directory", "PROMPT_ENV_DATA"),
     "bad llm spec": (["train", "--steps", "5", "--env", TABULAR_ID, "--policy", "tabular-q", "--llm", "gpt-9"],

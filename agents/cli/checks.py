@@ -34,9 +34,15 @@ def check_env_id(env_id: str) -> str:
 
 def check_agent(name: str) -> str:
     from agents import AGENTS
+    from agents.experiments import POLICIES
 
     if name in AGENTS:
         return name
+    if name in POLICIES:
+        raise UsageError(f"{name!r} is a policy, not an agent `train` can train; train takes "
+                         f"{', '.join(AGENTS)}",
+                         f"run it with `prompt-env optimize --policy {name}` or benchmarks/run.py "
+                         f"--policies {name}")
     close = difflib.get_close_matches(name, list(AGENTS), n=2, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise UsageError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}",

@@ -45,7 +45,12 @@ def tasks_table() -> Any:
     from prompt_env.tasks import catalog_entries
 
     data_dir = os.environ.get("PROMPT_ENV_DATA")
-    needs = "yes (PROMPT_ENV_DATA set)" if data_dir else "yes"
+    if not data_dir:
+        needs = "yes"
+    elif os.path.isdir(data_dir):
+        needs = "yes (PROMPT_ENV_DATA set)"
+    else:
+        needs = "yes (PROMPT_ENV_DATA is not a directory)"
     entries = catalog_entries()
     induction = [e for e in entries if e.name.startswith("ii-")]
     table = Table(title="Tasks (catalog names)")
@@ -106,13 +111,14 @@ def policies_table() -> Any:
     from agents import AGENTS
     from agents.experiments import POLICIES
 
-    table = Table(title="Policies (`train --policy NAME`, `optimize --policy NAME`, benchmarks/run.py --policies)")
+    table = Table(title="Policies (`optimize --policy NAME`, benchmarks/run.py --policies; "
+                        "`train --policy NAME` takes the type 'agent (train)')")
     table.add_column("name", no_wrap=True)
     table.add_column("type", no_wrap=True)
     table.add_column("description")
     for name, agent_class in AGENTS.items():
         doc = " ".join((inspect.getdoc(agent_class) or "").split("\n\n")[0].split())
-        table.add_row(name, "agent", doc)
+        table.add_row(name, "agent (train)", doc)
     for name, policy in POLICIES.items():
         if name not in AGENTS:
             table.add_row(name, policy.kind, policy.description)
