@@ -298,3 +298,21 @@ def test_a_warning_about_the_data_is_one_line_naming_the_command(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith("prompt-env optimize: warning: ") and "numbered.jsonl: the labels are integers" in err
     assert "UnnamedLabelsWarning" not in err and "_split_one" not in err
+
+
+def test_training_into_a_used_run_directory_replaces_the_old_run_and_says_so(tmp_path, capsys):
+    """The old run's evaluation described another agent (here of another env) and stayed."""
+    out = tmp_path / "run"
+    first = ["train", "--env", TABULAR_ID, "--policy", "tabular-q", "--steps", "5", "--llm", "fake",
+             "--out", str(out)]
+    assert main(first) == 0
+    assert main(["eval", "--run", str(out), "--limit", "4", "--llm", "fake"]) == 0
+    assert (out / "eval_test.json").exists()
+    capsys.readouterr()
+    edit = "PromptEnv/BBCTopic-Edit-Tabular-v0"
+    assert main(["train", "--env", edit, "--policy", "tabular-q", "--steps", "5", "--llm", "fake",
+                 "--out", str(out)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"held a tabular-q run on {TABULAR_ID}, status 'finished'; this run replaces it" in said
+    assert "eval_test.json" in said and not (out / "eval_test.json").exists()
+    assert json.loads((out / "run.json").read_text())["env_id"] == edit

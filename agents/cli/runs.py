@@ -103,6 +103,7 @@ def command_train(args: argparse.Namespace) -> int:
         "files": {"agent": AGENT_FILE, "metrics": METRICS_FILE},
     }
     out.mkdir(parents=True, exist_ok=True, mode=0o700)  # run files are private to the user
+    replace_previous_run(out, console)
     save_json(record, out / RUN_FILE)
     llm_note = f"task LLM {redact(llm)!r}, " if llm_kwargs else ""
     console.print(f"Training [bold]{agent_name}[/] on [bold]{env_id}[/] for {args.steps} steps "
@@ -142,6 +143,27 @@ def command_train(args: argparse.Namespace) -> int:
     if llm_kwargs:
         console.print(f"Evaluate it with: prompt-env eval --run {out} --split test", highlight=False)
     return 0
+
+
+def replace_previous_run(out: Path, console: Any) -> None:
+    """A new run in a run directory replaces the old one: say so, and remove the old run's
+    agent, metrics and evaluations (``eval_*.json`` describe the old agent, perhaps of another
+    env), so a killed new run never leaves them to pass for its own. Training starts afresh;
+    it does not resume from the old checkpoint."""
+    old = out / RUN_FILE
+    if not old.exists():
+        return
+    try:
+        previous = json.loads(old.read_text(encoding="utf-8"))
+        what = f"a {previous.get('agent')} run on {previous.get('env_id')}, status {previous.get('status')!r}"
+    except (OSError, ValueError, AttributeError):
+        what = "an unreadable run.json"
+    stale = sorted(out.glob("eval_*.json")) + [p for p in (out / METRICS_FILE, out / AGENT_FILE) if p.exists()]
+    for path in stale:
+        path.unlink()
+    removed = f"; removed its {', '.join(p.name for p in stale)}" if stale else ""
+    console.print(f"note: {out} held {what}; this run replaces it, from step 0{removed}",
+                  highlight=False, markup=False)
 
 
 def train_summary(record: dict[str, Any], out: Path) -> Any:
