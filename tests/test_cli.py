@@ -169,6 +169,9 @@ def test_edit_run_is_evaluated_by_a_greedy_episode(tmp_path, capsys):
     manual, agent = report["rows"]
     assert manual["policy"] == "manual" and agent["policy"] == "dqn"
     assert manual["n_test"] == agent["n_test"] == 4
+    trained = json.loads((out / "run.json").read_text())["llm_calls"]
+    assert agent["train_calls"] == trained > 0 and manual["train_calls"] == 0  # as a Select run's row
+    assert agent["llm_calls"] == trained + agent["eval_calls"]
     assert 1 <= len(report["edits"]) <= 3
     assert report["improvement"] == pytest.approx(agent["test_score"] - manual["test_score"], abs=1e-3)
     assert report["initial_prompt"]["instruction"] and report["final_prompt"]["instruction"]

@@ -245,9 +245,9 @@ def command_eval(args: argparse.Namespace) -> int:
         rows = evaluate_select_run(env_id, agent, record, {**env_kwargs, "llm": llm}, args)
         extra: dict[str, Any] = {}
     elif kind == "compose":
-        rows, extra = evaluate_compose_run(env_id, agent, {**env_kwargs, "llm": llm}, args)
+        rows, extra = evaluate_compose_run(env_id, agent, record, {**env_kwargs, "llm": llm}, args)
     else:
-        rows, extra = evaluate_edit_run(env_id, agent, {**env_kwargs, "llm": llm}, args)
+        rows, extra = evaluate_edit_run(env_id, agent, record, {**env_kwargs, "llm": llm}, args)
     report = {
         "run": str(args.run),
         "env_id": env_id,
@@ -272,7 +272,7 @@ def command_eval(args: argparse.Namespace) -> int:
 def evaluate_select_run(env_id: str, agent: Any, record: dict[str, Any], env_kwargs: dict[str, Any],
                         args: argparse.Namespace) -> list[dict[str, Any]]:
     """The agent's greedy prompt per input next to the baselines, from score tables."""
-    from agents.experiments import PolicyResult, Usage, run_policy
+    from agents.experiments import PolicyResult, run_policy
     from agents.experiments.evaluate import evaluate_result
     from agents.experiments.policies import choices_of_agent
 
@@ -280,15 +280,21 @@ def evaluate_select_run(env_id: str, agent: Any, record: dict[str, Any], env_kwa
                              split=args.split, test_limit=args.limit, dev_limit=args.dev_limit)
     rows = [run_policy(setting, name, 0)
             for name in ("random", "manual", "best-fixed-on-dev", "per-query-oracle")]
-    training = Usage(calls=int(record.get("llm_calls", 0)), distinct=int(record.get("distinct_pairs", 0)),
-                     cache_hits=int(record.get("cache_hits", 0)),
-                     model_calls=int(record.get("model_calls", 0)),
-                     wall_s=float(record.get("wall_s", 0.0)))
     steps = int(record.get("steps_done", record.get("steps", 0)))
-    result = PolicyResult(choices=choices_of_agent(setting, agent), train=training,
+    result = PolicyResult(choices=choices_of_agent(setting, agent), train=training_usage(record),
                           notes=f"trained {steps} steps")
     rows.append(evaluate_result(setting, record["agent"], result))
     return rows
+
+
+def training_usage(record: dict[str, Any]) -> Any:
+    """What training the run cost, from its run.json (zeros for a run killed before the end):
+    the trained agent's row counts it, whatever the env kind."""
+    from agents.experiments import Usage
+
+    return Usage(calls=int(record.get("llm_calls", 0)), distinct=int(record.get("distinct_pairs", 0)),
+                 cache_hits=int(record.get("cache_hits", 0)), model_calls=int(record.get("model_calls", 0)),
+                 wall_s=float(record.get("wall_s", 0.0)))
 
 
 SHARED_KWARGS = ("task", "llm", "data_dir", "task_options", "calibration", "max_new_tokens")
@@ -312,13 +318,13 @@ def setting_of_run(env_id: str, env_kwargs: dict[str, Any], **fields: Any) -> An
                             seed_picks_split=False, **fields)
 
 
-def evaluate_compose_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
+def evaluate_compose_run(env_id: str, agent: Any, record: dict[str, Any], env_kwargs: dict[str, Any],
                          args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The prompt the agent writes greedily on the Compose env, and the empty prompt, scored on
     the evaluated slice of the split through the task's Select env (one score table)."""
     import gymnasium as gym
 
-    from agents.experiments import run_policy
+    from agents.experiments import Usage, run_policy
     from agents.experiments.compose_policies import words_of
     from agents.experiments.rows import ResultRow
     from agents.rollout import run_episode
@@ -336,12 +342,13 @@ def evaluate_compose_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
     rows = [run_policy(setting, "compose-manual", 0)]
     for name, prompt in (("empty prompt", empty), (agent.agent_name, written)):
         score, usage = setting.score_prompt(prompt)
-        rows.append(ResultRow(name, score, setting.n_eval, evaluation=usage,
+        trained = training_usage(record) if name == agent.agent_name else Usage()
+        rows.append(ResultRow(name, score, setting.n_eval, train=trained, evaluation=usage,
                               notes=f"prompt words {words_of(prompt)!r}").as_dict())
     return rows, {"final_prompt": written.describe(), "prompt_words": words_of(written)}
 
 
-def evaluate_edit_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
+def evaluate_edit_run(env_id: str, agent: Any, record: dict[str, Any], env_kwargs: dict[str, Any],
                       args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One greedy edit episode whose minibatch is the whole evaluated slice of the split.
 
@@ -377,7 +384,7 @@ def evaluate_edit_run(env_id: str, agent: Any, env_kwargs: dict[str, Any],
         # the initial prompt was scored at the episode's reset, inside the agent's measured work
         ResultRow("manual", episode.initial_score, n, evaluation=Usage(calls=n, distinct=n),
                   hit_rate=spent.hit_rate, notes="the initial prompt, unedited").as_dict(),
-        ResultRow(agent.agent_name, episode.final_score, n, evaluation=spent,
+        ResultRow(agent.agent_name, episode.final_score, n, train=training_usage(record), evaluation=spent,
                   notes=f"{len(episode.edits)} greedy edits, {gain:+.3f} vs the initial prompt"
                   ).as_dict(),
     ]
