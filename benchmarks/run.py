@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import os
 import sys
@@ -66,7 +65,7 @@ from agents.experiments.task_ids import PATH_KEYS, task_entry  # noqa: E402
 from agents.experiments.tensorboard import log_rows  # noqa: E402
 from agents.experiments.tie_break import TieBreak  # noqa: E402
 from agents.progress import ProgressReporter  # noqa: E402
-from prompt_env.errors import PromptEnvError  # noqa: E402
+from prompt_env.errors import PromptEnvError, did_you_mean  # noqa: E402
 from prompt_env.tasks.catalog import load_task  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -208,8 +207,7 @@ def check_keys(where: str, table: Any, allowed: Sequence[str]) -> None:
         raise SystemExit(f"{where} must be a table, got {type(table).__name__} {table!r}")
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
-            raise SystemExit(f"{where}: unknown key {key!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+            raise SystemExit(f"{where}: unknown key {key!r}{did_you_mean(key, allowed, cutoff=0.75)}; "
                              f"it takes {', '.join(allowed)}")
 
 

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, choices: Iterable[str], cutoff: float = 0.8) -> str:
+    """`` (did you mean 'x'?)`` for the choice ``name`` is a likely typo of, else ``""``: the
+    one wording of that hint in every message that refuses a name."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class PromptEnvError(Exception):
     """Base class of every error this package raises on purpose."""

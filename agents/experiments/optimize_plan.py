@@ -101,6 +101,12 @@ def search_dev_inputs(n_dev: int) -> int:
     return min(n_dev, int(SEARCH_SPACE["minibatch_size"]))
 
 
+def pool_dev_inputs(budget: int, n_prompts: int, n_dev: int) -> int:
+    """Dev inputs best-fixed-on-dev scores each pool prompt on with ``budget``: the first
+    ``budget // K``, at most all of dev."""
+    return max(1, min(n_dev, budget // n_prompts))
+
+
 def resolve_budget(budget: int | str, n_prompts: int, dev_inputs: int) -> tuple[int, str | None]:
     """(calls, preset name or None) of an integer budget or a preset name."""
     if isinstance(budget, str) and not budget.strip().isdigit():
@@ -244,7 +250,7 @@ class OptimizePlan:
             method, _ = choose_method(calls, self.n_prompts, d)
             run = method
             if method == DEFAULT_POLICY:
-                inputs = max(1, min(self.n_dev, calls // self.n_prompts))
+                inputs = pool_dev_inputs(calls, self.n_prompts, self.n_dev)
                 run = f"{method}, {self.n_prompts} x {inputs} dev inputs"
             same = f"; the same run as {seen[run]}" if run in seen else ""
             seen.setdefault(run, name)
@@ -293,7 +299,7 @@ def plan_run(data: str, *, llm: Any = "default", budget: int | str = 500, method
     n_dev = len(task.split("dev"))
     calls, preset = resolve_budget(budget, k, search_dev_inputs(n_dev))
     chosen, reason = choose_method(calls, k, search_dev_inputs(n_dev), method)
-    dev_inputs = max(1, min(n_dev, calls // k))
+    dev_inputs = pool_dev_inputs(calls, k, n_dev)
     n_test = len(task.split("test")) if test_limit is None else min(test_limit, len(task.split("test")))
     pooled = chosen == DEFAULT_POLICY
     if pooled:

@@ -7,7 +7,6 @@ steps the env, and dropped when the env is pickled.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import json
 import os
@@ -18,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from prompt_env.encoders import ENCODERS, Encoder, make_encoder
-from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError
+from prompt_env.errors import BudgetExhausted, LLMError, PromptEnvError, did_you_mean
 from prompt_env.llm import normalize_spec
 from prompt_env.prompts import Prompt
 from prompt_env.scoring import Outcome, ScoringOptions, check_calibration, evaluate, prompt_as_text
@@ -80,19 +79,18 @@ def check_reset_options(env_id: str, options: dict[str, Any] | None, accepted: S
     options = options or {}
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        close = [c for n in unknown for c in difflib.get_close_matches(n, accepted, n=1, cutoff=0.8)]
-        raise ValueError(f"{env_id}: reset() options {unknown} are not read by this env"
-                         f"{f' (did you mean {close[0]!r}?)' if close else ''}; it reads "
-                         f"{list(accepted) if accepted else 'none'}")
+        hint = next((h for h in (did_you_mean(n, accepted) for n in unknown) if h), "")
+        raise ValueError(f"{env_id}: reset() options {unknown} are not read by this env{hint}; "
+                         f"it reads {list(accepted) if accepted else 'none'}")
     return options
 
 
 def _unknown_kwarg(name: str, accepted: list[str]) -> str:
     """``name`` quoted, with the accepted name it is likely a typo of, or the prompt envs that
     take it (``max_edits`` given to a Select env)."""
-    close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.8)
-    if close:
-        return f"{name!r} (did you mean {close[0]!r}?)"
+    hint = did_you_mean(name, accepted)
+    if hint:
+        return f"{name!r}{hint}"
     found, stack = [], list(PromptEnvBase.__subclasses__())
     while stack:
         cls = stack.pop()
